@@ -1,0 +1,13 @@
+import { ConfigurableModuleBuilder } from '@nestjs/common';
+import type { DistributedLockModuleOptions } from './interfaces/module-options.interface';
+
+/** @internal */
+export const {
+  ConfigurableModuleClass: ConfigurableDistributedLockModule,
+  MODULE_OPTIONS_TOKEN: RAW_OPTIONS_TOKEN,
+  OPTIONS_TYPE,
+  ASYNC_OPTIONS_TYPE,
+} = new ConfigurableModuleBuilder<DistributedLockModuleOptions>({ moduleName: 'DistributedLock' })
+  .setClassMethodName('forRoot')
+  .setExtras({ isGlobal: true }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  .build();

@@ -1,0 +1,21 @@
+export { DistributedLockModule } from './distributed-lock.module';
+export { LockService } from './lock.service';
+export { MAX_KEY_LENGTH } from './distributed-lock.constants';
+export {
+  DistributedLockConfigError,
+  DistributedLockError,
+  InvalidLockArgumentError,
+  LockBusyError,
+  LockLostError,
+  LockUnavailableError,
+  type LockVotes,
+} from './errors';
+export type {
+  AcquireOptions,
+  DistributedLockLogger,
+  DistributedLockModuleOptions,
+  Lock,
+  RedisConnection,
+  RetryOptions,
+  RunOptions,
+} from './interfaces';

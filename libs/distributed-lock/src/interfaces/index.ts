@@ -1,0 +1,5 @@
+export type { AcquireOptions, RunOptions } from './acquire-options.interface';
+export type { Lock } from './lock.interface';
+export type { DistributedLockLogger } from './logger.interface';
+export type { DistributedLockModuleOptions, RedisConnection } from './module-options.interface';
+export type { RetryOptions } from './retry-options.interface';

@@ -1,0 +1,30 @@
+/**
+ * A held distributed lock. Obtain one from `LockService.acquire`, `tryAcquire`, `runExclusive` or,
+ * inside an `@Exclusive()` method, `LockService.current()`.
+ */
+export interface Lock {
+  /** The resources held (without the key prefix). */
+  readonly keys: string[];
+  /**
+   * Epoch ms until which the lock is valid: the TTL reduced by the time acquisition (or the last
+   * extension) took and by clock drift. Updated by every extension.
+   */
+  readonly expiresAt: number;
+  /**
+   * Aborted when the lock is lost: an extension failed, it expired, or it was released. Check it
+   * before every side effect that needs exclusivity; `signal.reason` is a `LockLostError`.
+   */
+  readonly signal: AbortSignal;
+  /**
+   * Extend the lock to `ttl` ms from now (default: the TTL it was acquired with). Ownership-checked.
+   * @throws LockLostError if the lock is no longer ours
+   * @throws LockUnavailableError if a majority of Redis instances could not be reached
+   */
+  extend(ttl?: number): Promise<void>;
+  /**
+   * Release the lock. Ownership-checked (never deletes another owner's lock) and idempotent: later
+   * calls return the first call's promise.
+   * @throws LockLostError if the lock had already been lost
+   */
+  release(): Promise<void>;
+}

@@ -1,0 +1,36 @@
+import type { LoggerService } from '@nestjs/common';
+import type { Cluster, Redis } from 'ioredis';
+import type { RedisConnection } from '../interfaces/module-options.interface';
+
+/** Backoff with every field filled in. @internal */
+export interface ResolvedRetry {
+  count: number;
+  delay: number;
+  maxDelay: number;
+  jitter: number;
+}
+
+/** Module options after validation, with defaults applied. @internal */
+export interface ResolvedLockOptions {
+  connections?: RedisConnection[];
+  clients?: Array<Redis | Cluster>;
+  keyPrefix: string;
+  ttl: number;
+  retry: ResolvedRetry;
+  driftFactor: number;
+  /** `undefined`: half of each lock's TTL. */
+  extendThreshold?: number;
+  shutdownTimeout: number;
+  commandTimeout: number;
+  logger: LoggerService | null;
+}
+
+/** Documented defaults. @internal */
+export const DEFAULTS = {
+  keyPrefix: 'lock:',
+  ttl: 30_000,
+  retry: { count: 5, delay: 50, maxDelay: 1_000, jitter: 0.25 } satisfies ResolvedRetry,
+  driftFactor: 0.01,
+  shutdownTimeout: 10_000,
+  commandTimeout: 500,
+} as const;

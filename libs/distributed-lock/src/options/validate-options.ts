@@ -1,0 +1,151 @@
+import { Logger, type LoggerService } from '@nestjs/common';
+import { MIN_EXTEND_WINDOW_MS } from '../distributed-lock.constants';
+import { Messages } from '../distributed-lock.messages';
+import type { DistributedLockModuleOptions } from '../interfaces/module-options.interface';
+import type { RetryOptions } from '../interfaces/retry-options.interface';
+import { DEFAULTS, type ResolvedLockOptions, type ResolvedRetry } from './resolved-options';
+import {
+  checkInteger,
+  checkNumber,
+  configError,
+  type ErrorFactory,
+} from './validators';
+
+const KNOWN_OPTIONS = new Set<string>([
+  'connections',
+  'clients',
+  'keyPrefix',
+  'ttl',
+  'retry',
+  'driftFactor',
+  'extendThreshold',
+  'shutdownTimeout',
+  'commandTimeout',
+  'logger',
+  'isGlobal',
+]);
+
+/**
+ * Validates retry options and merges them over `base`.
+ * @internal
+ */
+export function resolveRetry(
+  field: string,
+  retry: RetryOptions | undefined,
+  base: ResolvedRetry,
+  fail: ErrorFactory = configError,
+): ResolvedRetry {
+  if (retry === undefined) return base;
+  if (retry === null || typeof retry !== 'object') {
+    throw fail(field, 'must be an object { count, delay, maxDelay, jitter }');
+  }
+  const out: ResolvedRetry = {
+    count: retry.count === undefined ? base.count : checkInteger(`${field}.count`, retry.count, 0, 1_000, fail),
+    delay: retry.delay === undefined ? base.delay : checkInteger(`${field}.delay`, retry.delay, 0, undefined, fail),
+    maxDelay:
+      retry.maxDelay === undefined ? base.maxDelay : checkInteger(`${field}.maxDelay`, retry.maxDelay, 0, undefined, fail),
+    jitter: retry.jitter === undefined ? base.jitter : checkNumber(`${field}.jitter`, retry.jitter, 0, 1, fail),
+  };
+  if (out.maxDelay < out.delay) {
+    throw fail(`${field}.maxDelay`, `must be at least retry.delay (${out.delay}), got ${out.maxDelay}`);
+  }
+  return out;
+}
+
+/**
+ * Checks that auto-extension has room to run for a lock of `ttl` ms.
+ * @internal
+ */
+export function checkExtendWindow(
+  ttl: number,
+  extendThreshold: number | undefined,
+  field: string,
+  fail: ErrorFactory = configError,
+): void {
+  const threshold = extendThreshold ?? Math.floor(ttl / 2);
+  if (ttl - threshold < MIN_EXTEND_WINDOW_MS) {
+    throw fail(
+      field,
+      `${ttl} ms is too short to auto-extend: it must be at least extendThreshold (${threshold} ms` +
+        `${extendThreshold === undefined ? ', half the TTL by default' : ''}) + ${MIN_EXTEND_WINDOW_MS} ms`,
+    );
+  }
+}
+
+function resolveLogger(logger: unknown): LoggerService | null {
+  if (logger === false) return null;
+  if (logger === undefined) return new Logger('DistributedLock');
+  const candidate = logger as Partial<LoggerService> | null;
+  if (
+    !candidate ||
+    typeof candidate !== 'object' ||
+    typeof candidate.log !== 'function' ||
+    typeof candidate.warn !== 'function' ||
+    typeof candidate.error !== 'function'
+  ) {
+    throw configError('logger', 'must be a Nest LoggerService (with log, warn and error) or false');
+  }
+  return candidate as LoggerService;
+}
+
+/**
+ * Validates module options and fills in defaults. Throws {@link DistributedLockConfigError} naming the
+ * first invalid option; performs no I/O.
+ * @internal
+ */
+export function validateModuleOptions(raw: DistributedLockModuleOptions): ResolvedLockOptions {
+  if (raw === null || typeof raw !== 'object') {
+    throw configError('options', 'must be an object');
+  }
+  for (const name of Object.keys(raw)) {
+    if (!KNOWN_OPTIONS.has(name)) {
+      throw configError(name, `is not an option; allowed: ${[...KNOWN_OPTIONS].join(', ')}`);
+    }
+  }
+  const { connections, clients } = raw;
+  if (connections !== undefined && clients !== undefined) {
+    throw configError('connections', Messages.bothConnections);
+  }
+  const list: unknown = connections ?? clients;
+  const field = connections !== undefined ? 'connections' : 'clients';
+  if (!Array.isArray(list) || list.length === 0) {
+    throw configError(connections !== undefined || clients !== undefined ? field : 'connections', Messages.noConnections);
+  }
+  list.forEach((entry: unknown, i) => {
+    const ok =
+      field === 'connections'
+        ? (typeof entry === 'string' && entry.length > 0) || (entry !== null && typeof entry === 'object')
+        : entry !== null && typeof entry === 'object' && typeof (entry as { evalsha?: unknown }).evalsha === 'function';
+    if (!ok) {
+      throw configError(
+        `${field}[${i}]`,
+        field === 'connections'
+          ? 'must be a redis:// or rediss:// URL string or an ioredis RedisOptions object'
+          : 'must be an ioredis Redis or Cluster instance',
+      );
+    }
+  });
+
+  const keyPrefix = raw.keyPrefix ?? DEFAULTS.keyPrefix;
+  if (typeof keyPrefix !== 'string') throw configError('keyPrefix', 'must be a string');
+  const ttl = raw.ttl === undefined ? DEFAULTS.ttl : checkInteger('ttl', raw.ttl, 1);
+  const extendThreshold =
+    raw.extendThreshold === undefined ? undefined : checkInteger('extendThreshold', raw.extendThreshold, 1);
+  if (extendThreshold !== undefined) checkExtendWindow(ttl, extendThreshold, 'ttl');
+
+  return {
+    connections,
+    clients,
+    keyPrefix,
+    ttl,
+    retry: resolveRetry('retry', raw.retry, DEFAULTS.retry),
+    driftFactor:
+      raw.driftFactor === undefined ? DEFAULTS.driftFactor : checkNumber('driftFactor', raw.driftFactor, 0, 0.5),
+    extendThreshold,
+    shutdownTimeout:
+      raw.shutdownTimeout === undefined ? DEFAULTS.shutdownTimeout : checkInteger('shutdownTimeout', raw.shutdownTimeout, 0),
+    commandTimeout:
+      raw.commandTimeout === undefined ? DEFAULTS.commandTimeout : checkInteger('commandTimeout', raw.commandTimeout, 1),
+    logger: resolveLogger(raw.logger),
+  };
+}

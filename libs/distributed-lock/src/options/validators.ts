@@ -1,0 +1,58 @@
+import { MAX_TIMER_MS } from '../distributed-lock.constants';
+import { DistributedLockConfigError } from '../errors/distributed-lock-config.error';
+
+/** Builds the typed error a validator throws; lets call-argument checks throw a subclass. */
+export type ErrorFactory = (field: string, message: string) => DistributedLockConfigError;
+
+/** @internal */
+export const configError: ErrorFactory = (field, message) =>
+  new DistributedLockConfigError(field, message);
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  return typeof value;
+}
+
+/**
+ * Checks that `value` is an integer in `[min, max]` and returns it.
+ * @internal
+ */
+export function checkInteger(
+  field: string,
+  value: unknown,
+  min: number,
+  max: number = MAX_TIMER_MS,
+  fail: ErrorFactory = configError,
+): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw fail(field, `must be an integer from ${min} to ${max} (ms), got ${describe(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Checks that `value` is a finite number in `[min, max]` and returns it.
+ * @internal
+ */
+export function checkNumber(
+  field: string,
+  value: unknown,
+  min: number,
+  max: number,
+  fail: ErrorFactory = configError,
+): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw fail(field, `must be a number from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Checks an optional boolean.
+ * @internal
+ */
+export function checkBoolean(field: string, value: unknown, fail: ErrorFactory = configError): boolean {
+  if (typeof value !== 'boolean') throw fail(field, `must be true or false, got ${describe(value)}`);
+  return value;
+}

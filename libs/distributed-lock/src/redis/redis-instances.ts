@@ -1,0 +1,133 @@
+import type { LoggerService } from '@nestjs/common';
+import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import { DistributedLockConfigError } from '../errors/distributed-lock-config.error';
+import { Messages } from '../distributed-lock.messages';
+import type { ResolvedLockOptions } from '../options/resolved-options';
+
+/** A client the engine can run scripts on. @internal */
+export type LockClient = Redis | Cluster;
+
+/**
+ * Settings that make a module-owned client fail fast instead of queueing commands while Redis is down
+ * (ioredis' defaults hang a lock call for many seconds). User-supplied `RedisOptions` override them.
+ * @internal
+ */
+export function failFastOptions(commandTimeout: number): RedisOptions {
+  return {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout,
+    connectTimeout: Math.max(1_000, commandTimeout * 2),
+    autoResubscribe: false,
+    // Keep reconnecting forever, but never faster than this: recovery must happen by itself.
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 10), 1_000),
+  };
+}
+
+function isCluster(client: LockClient): client is Cluster {
+  return (client as { isCluster?: boolean }).isCluster === true;
+}
+
+/**
+ * The Redis deployments locks are voted on: creates and owns `connections`, or borrows `clients`.
+ * @internal
+ */
+export class RedisInstances {
+  readonly clients: LockClient[];
+  private readonly owned: boolean;
+  private readonly down = new Set<number>();
+
+  constructor(
+    private readonly options: ResolvedLockOptions,
+    private readonly logger: LoggerService | null,
+  ) {
+    this.owned = options.connections !== undefined;
+    this.clients = this.owned
+      ? options.connections!.map((entry) => {
+          const base = failFastOptions(options.commandTimeout);
+          return typeof entry === 'string' ? new Redis(entry, base) : new Redis({ ...base, ...entry });
+        })
+      : [...options.clients!];
+    this.clients.forEach((client, i) => this.watch(client, i));
+  }
+
+  /** Connects owned clients, then checks the deployment: duplicates fail, odd counts are advised. */
+  async connect(): Promise<void> {
+    if (this.owned) {
+      await Promise.all(
+        this.clients.map(async (client, i) => {
+          try {
+            await client.connect();
+          } catch (error) {
+            this.down.add(i);
+            this.logger?.error(Messages.unreachableAtBootstrap(i, (error as Error).message));
+          }
+        }),
+      );
+    } else {
+      this.clients.forEach((client, i) => {
+        const o = (client as Redis).options as RedisOptions | undefined;
+        if (!isCluster(client) && o && (o.enableOfflineQueue !== false || !o.commandTimeout)) {
+          this.logger?.warn(Messages.userClientNotFailFast(i));
+        }
+      });
+    }
+    await this.checkDistinct();
+    if (this.clients.length % 2 === 0) this.logger?.warn(Messages.evenInstances(this.clients.length));
+  }
+
+  /** Closes the clients this module created; borrowed clients are left alone. */
+  async close(): Promise<void> {
+    if (!this.owned) return;
+    await Promise.all(
+      this.clients.map(async (client) => {
+        try {
+          await client.quit();
+        } catch {
+          // quit() rejects when the connection is already gone; disconnect() is then all there is to do.
+        }
+        client.disconnect();
+      }),
+    );
+  }
+
+  private async checkDistinct(): Promise<void> {
+    if (this.clients.length < 2) return;
+    const ids = await Promise.all(
+      this.clients.map(async (client) => {
+        if (isCluster(client) || client.status !== 'ready') return null;
+        try {
+          const info = await client.info('server');
+          return /run_id:(\w+)/.exec(info)?.[1] ?? null;
+        } catch {
+          return null;
+        }
+      }),
+    );
+    const seen = new Map<string, number>();
+    for (const [i, id] of ids.entries()) {
+      if (id === null) continue;
+      const first = seen.get(id);
+      if (first !== undefined) {
+        throw new DistributedLockConfigError(
+          this.owned ? 'connections' : 'clients',
+          Messages.duplicateInstance(first, i, id),
+        );
+      }
+      seen.set(id, i);
+    }
+  }
+
+  private watch(client: LockClient, i: number): void {
+    // One line per outage, not one per reconnect attempt.
+    client.on('error', (error: Error) => {
+      if (this.down.has(i)) return;
+      this.down.add(i);
+      this.logger?.error(Messages.redisError(i, error.message));
+    });
+    client.on('ready', () => {
+      if (this.down.delete(i)) this.logger?.log(Messages.redisRecovered(i));
+    });
+  }
+}

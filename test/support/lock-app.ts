@@ -1,0 +1,54 @@
+import type { LoggerService } from '@nestjs/common';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { Redis } from 'ioredis';
+import {
+  DistributedLockModule,
+  LockService,
+  type DistributedLockModuleOptions,
+} from '@app/distributed-lock';
+
+/** A logger that remembers what it was told, for asserting warnings. */
+export class CapturingLogger implements LoggerService {
+  readonly lines: Array<{ level: string; message: string }> = [];
+  log(message: unknown): void { this.lines.push({ level: 'log', message: String(message) }); }
+  error(message: unknown): void { this.lines.push({ level: 'error', message: String(message) }); }
+  warn(message: unknown): void { this.lines.push({ level: 'warn', message: String(message) }); }
+  debug(message: unknown): void { this.lines.push({ level: 'debug', message: String(message) }); }
+  verbose(message: unknown): void { this.lines.push({ level: 'verbose', message: String(message) }); }
+  /** Messages logged at `level`. */
+  at(level: string): string[] {
+    return this.lines.filter((l) => l.level === level).map((l) => l.message);
+  }
+}
+
+/** One initialised Nest application context with the lock module: one "replica". */
+export interface LockApp {
+  app: TestingModule;
+  locks: LockService;
+  close(): Promise<void>;
+}
+
+/** Boots a replica with `DistributedLockModule.forRoot(options)` (logging off unless given). */
+export async function lockApp(options: DistributedLockModuleOptions): Promise<LockApp> {
+  const app = await Test.createTestingModule({
+    imports: [DistributedLockModule.forRoot({ logger: false, ...options })],
+  }).compile();
+  await app.init();
+  return { app, locks: app.get(LockService), close: () => app.close() };
+}
+
+/** Plain clients to inspect the instances directly (not through the library). */
+export function inspectors(urls: string[]): Redis[] {
+  return urls.map((u) => new Redis(u, { maxRetriesPerRequest: 1 }));
+}
+
+/** Closes inspector clients. */
+export async function closeAll(clients: Redis[]): Promise<void> {
+  await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
+}
+
+/** Milliseconds since `start` (monotonic). */
+export const since = (start: number): number => performance.now() - start;
+
+/** Sleeps `ms`. */
+export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
