@@ -11,7 +11,9 @@ import { closeAll, delay, inspectors, lockApp, since, type LockApp } from './sup
 describe('LockService on three Redis instances', () => {
   let fleet: RedisFleet;
   const apps: LockApp[] = [];
-  const replica = async (extra: Parameters<typeof lockApp>[0] extends infer O ? Partial<O> : never = {}) => {
+  const replica = async (
+    extra: Parameters<typeof lockApp>[0] extends infer O ? Partial<O> : never = {},
+  ) => {
     const a = await lockApp({ connections: fleet.urls, ...extra });
     apps.push(a);
     return a.locks;
@@ -156,7 +158,14 @@ describe('LockService on three Redis instances', () => {
 
   it.each([
     ['killed', (f: RedisFleet) => Promise.all([f.nodes[0].kill(), f.nodes[1].kill()])],
-    ['paused', async (f: RedisFleet) => { f.nodes[0].pause(); f.nodes[1].pause(); }],
+    [
+      'paused',
+      (f: RedisFleet) => {
+        f.nodes[0].pause();
+        f.nodes[1].pause();
+        return Promise.resolve();
+      },
+    ],
   ])('fails fast and closed with two of three instances %s', async (_how, fault) => {
     const locks = await replica();
     await fault(fleet);
@@ -164,7 +173,10 @@ describe('LockService on three Redis instances', () => {
     for (const attempt of [
       () => locks.tryAcquire('majority-down'),
       () => locks.acquire('majority-down', { wait: 5_000 }),
-      () => locks.runExclusive('majority-down', () => { ran = true; }),
+      () =>
+        locks.runExclusive('majority-down', () => {
+          ran = true;
+        }),
     ]) {
       const start = performance.now();
       const error = await attempt().then(

@@ -10,11 +10,21 @@ import {
 /** A logger that remembers what it was told, for asserting warnings. */
 export class CapturingLogger implements LoggerService {
   readonly lines: Array<{ level: string; message: string }> = [];
-  log(message: unknown): void { this.lines.push({ level: 'log', message: String(message) }); }
-  error(message: unknown): void { this.lines.push({ level: 'error', message: String(message) }); }
-  warn(message: unknown): void { this.lines.push({ level: 'warn', message: String(message) }); }
-  debug(message: unknown): void { this.lines.push({ level: 'debug', message: String(message) }); }
-  verbose(message: unknown): void { this.lines.push({ level: 'verbose', message: String(message) }); }
+  log(message: unknown): void {
+    this.lines.push({ level: 'log', message: String(message) });
+  }
+  error(message: unknown): void {
+    this.lines.push({ level: 'error', message: String(message) });
+  }
+  warn(message: unknown): void {
+    this.lines.push({ level: 'warn', message: String(message) });
+  }
+  debug(message: unknown): void {
+    this.lines.push({ level: 'debug', message: String(message) });
+  }
+  verbose(message: unknown): void {
+    this.lines.push({ level: 'verbose', message: String(message) });
+  }
   /** Messages logged at `level`. */
   at(level: string): string[] {
     return this.lines.filter((l) => l.level === level).map((l) => l.message);

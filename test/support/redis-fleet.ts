@@ -79,8 +79,20 @@ export class RedisNode {
     const child = spawn(
       redisServerBinary(),
       [
-        '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-        '--dir', this.dir, '--enable-debug-command', 'local', '--protected-mode', 'no',
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        this.dir,
+        '--enable-debug-command',
+        'local',
+        '--protected-mode',
+        'no',
         ...this.extraArgs,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
@@ -162,9 +174,11 @@ export class RedisFleet {
 
   /** Stops every server and removes their directories. */
   async stop(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => {
-      n.resume();
-      return n.destroy();
-    }));
+    await Promise.all(
+      this.nodes.map((n) => {
+        n.resume();
+        return n.destroy();
+      }),
+    );
   }
 }

@@ -34,9 +34,12 @@ export class AutoExtender {
 
   private schedule(delay: number): void {
     if (this.stopped || this.lock.signal.aborted) return;
-    this.timer = setTimeout(() => {
-      this.inflight = this.tick();
-    }, Math.max(0, delay));
+    this.timer = setTimeout(
+      () => {
+        this.inflight = this.tick();
+      },
+      Math.max(0, delay),
+    );
     this.timer.unref();
   }
 

@@ -1,6 +1,9 @@
 import { Module } from '@nestjs/common';
 import { DISTRIBUTED_LOCK_OPTIONS } from './distributed-lock.constants';
-import { ConfigurableDistributedLockModule, RAW_OPTIONS_TOKEN } from './distributed-lock.module-definition';
+import {
+  ConfigurableDistributedLockModule,
+  RAW_OPTIONS_TOKEN,
+} from './distributed-lock.module-definition';
 import type { DistributedLockModuleOptions } from './interfaces/module-options.interface';
 import { LockService } from './lock.service';
 import { validateModuleOptions } from './options/validate-options';

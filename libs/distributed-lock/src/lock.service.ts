@@ -25,7 +25,8 @@ import { RedlockEngine } from './redlock/redlock.engine';
 import { backoffDelay, sleep } from './utils/backoff';
 import { normalizeKeys } from './utils/keys';
 
-const argumentError = (field: string, message: string) => new InvalidLockArgumentError(field, message);
+const argumentError = (field: string, message: string) =>
+  new InvalidLockArgumentError(field, message);
 
 /** Run options after validation. @internal */
 interface ResolvedRun {
@@ -145,7 +146,8 @@ export class LockService
       });
       await Promise.race([Promise.allSettled(this.running.values()), timeout]);
       clearTimeout(timer);
-      for (const lock of this.running.keys()) lock.lose(new LockLostError(lock.keys, Messages.lost(lock.keys, 'shutdown timeout')));
+      for (const lock of this.running.keys())
+        lock.lose(new LockLostError(lock.keys, Messages.lost(lock.keys, 'shutdown timeout')));
     }
     await Promise.all([...this.held].map((lock) => this.releaseQuietly(lock)));
   }
@@ -167,13 +169,23 @@ export class LockService
 
   /** @internal Validates run options and fills in defaults. */
   resolveRun(options: RunOptions): ResolvedRun {
-    const autoExtend = options.autoExtend === undefined ? true : checkBoolean('autoExtend', options.autoExtend, argumentError);
+    const autoExtend =
+      options.autoExtend === undefined
+        ? true
+        : checkBoolean('autoExtend', options.autoExtend, argumentError);
     const lockAtLeastFor =
-      options.lockAtLeastFor === undefined ? 0 : checkInteger('lockAtLeastFor', options.lockAtLeastFor, 0, undefined, argumentError);
+      options.lockAtLeastFor === undefined
+        ? 0
+        : checkInteger('lockAtLeastFor', options.lockAtLeastFor, 0, undefined, argumentError);
     const lockAtMostFor =
-      options.lockAtMostFor === undefined ? undefined : checkInteger('lockAtMostFor', options.lockAtMostFor, 1, undefined, argumentError);
+      options.lockAtMostFor === undefined
+        ? undefined
+        : checkInteger('lockAtMostFor', options.lockAtMostFor, 1, undefined, argumentError);
     if (lockAtMostFor !== undefined && lockAtLeastFor > lockAtMostFor) {
-      throw argumentError('lockAtLeastFor', `must not exceed lockAtMostFor (${lockAtMostFor}), got ${lockAtLeastFor}`);
+      throw argumentError(
+        'lockAtLeastFor',
+        `must not exceed lockAtMostFor (${lockAtMostFor}), got ${lockAtLeastFor}`,
+      );
     }
     let ttl = this.ttlOf(options);
     if (lockAtMostFor !== undefined) ttl = Math.min(ttl, lockAtMostFor);
@@ -184,7 +196,11 @@ export class LockService
   }
 
   /** @internal Runs `work` holding `lock`; see `runExclusive`. */
-  runHolding<T>(lock: LockHandle, work: (lock: Lock) => Promise<T> | T, run: ResolvedRun): Promise<T> {
+  runHolding<T>(
+    lock: LockHandle,
+    work: (lock: Lock) => Promise<T> | T,
+    run: ResolvedRun,
+  ): Promise<T> {
     const started = performance.now();
     const extender = run.autoExtend
       ? new AutoExtender(
@@ -211,9 +227,14 @@ export class LockService
 
   /** @internal Acquire with waiting; the shared path of `acquire`, `runExclusive` and `@Exclusive`. */
   async acquireHandle(keys: string[], ttl: number, options: AcquireOptions): Promise<LockHandle> {
-    const wait = options.wait === undefined ? undefined : checkInteger('wait', options.wait, 0, undefined, argumentError);
+    const wait =
+      options.wait === undefined
+        ? undefined
+        : checkInteger('wait', options.wait, 0, undefined, argumentError);
     const retry =
-      options.retry === undefined ? this.options.retry : resolveRetry('retry', options.retry, this.options.retry, argumentError);
+      options.retry === undefined
+        ? this.options.retry
+        : resolveRetry('retry', options.retry, this.options.retry, argumentError);
     const start = performance.now();
     for (let attempt = 0; ; attempt += 1) {
       try {
@@ -241,7 +262,9 @@ export class LockService
   }
 
   private ttlOf(options: AcquireOptions): number {
-    return options.ttl === undefined ? this.options.ttl : checkInteger('ttl', options.ttl, 1, undefined, argumentError);
+    return options.ttl === undefined
+      ? this.options.ttl
+      : checkInteger('ttl', options.ttl, 1, undefined, argumentError);
   }
 
   private async releaseQuietly(lock: LockHandle, keepFor = 0): Promise<void> {

@@ -14,7 +14,8 @@ export interface LockHandleOwner {
   forget(handle: LockHandle): void;
 }
 
-const argumentError = (field: string, message: string) => new InvalidLockArgumentError(field, message);
+const argumentError = (field: string, message: string) =>
+  new InvalidLockArgumentError(field, message);
 
 /**
  * The {@link Lock} implementation. Keeps a monotonic deadline and a timer that aborts `signal` when

@@ -4,12 +4,7 @@ import { Messages } from '../distributed-lock.messages';
 import type { DistributedLockModuleOptions } from '../interfaces/module-options.interface';
 import type { RetryOptions } from '../interfaces/retry-options.interface';
 import { DEFAULTS, type ResolvedLockOptions, type ResolvedRetry } from './resolved-options';
-import {
-  checkInteger,
-  checkNumber,
-  configError,
-  type ErrorFactory,
-} from './validators';
+import { checkInteger, checkNumber, configError, type ErrorFactory } from './validators';
 
 const KNOWN_OPTIONS = new Set<string>([
   'connections',
@@ -40,14 +35,28 @@ export function resolveRetry(
     throw fail(field, 'must be an object { count, delay, maxDelay, jitter }');
   }
   const out: ResolvedRetry = {
-    count: retry.count === undefined ? base.count : checkInteger(`${field}.count`, retry.count, 0, 1_000, fail),
-    delay: retry.delay === undefined ? base.delay : checkInteger(`${field}.delay`, retry.delay, 0, undefined, fail),
+    count:
+      retry.count === undefined
+        ? base.count
+        : checkInteger(`${field}.count`, retry.count, 0, 1_000, fail),
+    delay:
+      retry.delay === undefined
+        ? base.delay
+        : checkInteger(`${field}.delay`, retry.delay, 0, undefined, fail),
     maxDelay:
-      retry.maxDelay === undefined ? base.maxDelay : checkInteger(`${field}.maxDelay`, retry.maxDelay, 0, undefined, fail),
-    jitter: retry.jitter === undefined ? base.jitter : checkNumber(`${field}.jitter`, retry.jitter, 0, 1, fail),
+      retry.maxDelay === undefined
+        ? base.maxDelay
+        : checkInteger(`${field}.maxDelay`, retry.maxDelay, 0, undefined, fail),
+    jitter:
+      retry.jitter === undefined
+        ? base.jitter
+        : checkNumber(`${field}.jitter`, retry.jitter, 0, 1, fail),
   };
   if (out.maxDelay < out.delay) {
-    throw fail(`${field}.maxDelay`, `must be at least retry.delay (${out.delay}), got ${out.maxDelay}`);
+    throw fail(
+      `${field}.maxDelay`,
+      `must be at least retry.delay (${out.delay}), got ${out.maxDelay}`,
+    );
   }
   return out;
 }
@@ -75,17 +84,21 @@ export function checkExtendWindow(
 function resolveLogger(logger: unknown): LoggerService | null {
   if (logger === false) return null;
   if (logger === undefined) return new Logger('DistributedLock');
-  const candidate = logger as Partial<LoggerService> | null;
-  if (
+  if (!isLoggerService(logger)) {
+    throw configError('logger', 'must be a Nest LoggerService (with log, warn and error) or false');
+  }
+  return logger;
+}
+
+function isLoggerService(value: unknown): value is LoggerService {
+  const candidate = value as Partial<LoggerService> | null;
+  return !(
     !candidate ||
     typeof candidate !== 'object' ||
     typeof candidate.log !== 'function' ||
     typeof candidate.warn !== 'function' ||
     typeof candidate.error !== 'function'
-  ) {
-    throw configError('logger', 'must be a Nest LoggerService (with log, warn and error) or false');
-  }
-  return candidate as LoggerService;
+  );
 }
 
 /**
@@ -109,13 +122,19 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
   const list: unknown = connections ?? clients;
   const field = connections !== undefined ? 'connections' : 'clients';
   if (!Array.isArray(list) || list.length === 0) {
-    throw configError(connections !== undefined || clients !== undefined ? field : 'connections', Messages.noConnections);
+    throw configError(
+      connections !== undefined || clients !== undefined ? field : 'connections',
+      Messages.noConnections,
+    );
   }
   list.forEach((entry: unknown, i) => {
     const ok =
       field === 'connections'
-        ? (typeof entry === 'string' && entry.length > 0) || (entry !== null && typeof entry === 'object')
-        : entry !== null && typeof entry === 'object' && typeof (entry as { evalsha?: unknown }).evalsha === 'function';
+        ? (typeof entry === 'string' && entry.length > 0) ||
+          (entry !== null && typeof entry === 'object')
+        : entry !== null &&
+          typeof entry === 'object' &&
+          typeof (entry as { evalsha?: unknown }).evalsha === 'function';
     if (!ok) {
       throw configError(
         `${field}[${i}]`,
@@ -130,7 +149,9 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
   if (typeof keyPrefix !== 'string') throw configError('keyPrefix', 'must be a string');
   const ttl = raw.ttl === undefined ? DEFAULTS.ttl : checkInteger('ttl', raw.ttl, 1);
   const extendThreshold =
-    raw.extendThreshold === undefined ? undefined : checkInteger('extendThreshold', raw.extendThreshold, 1);
+    raw.extendThreshold === undefined
+      ? undefined
+      : checkInteger('extendThreshold', raw.extendThreshold, 1);
   if (extendThreshold !== undefined) checkExtendWindow(ttl, extendThreshold, 'ttl');
 
   return {
@@ -140,12 +161,18 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
     ttl,
     retry: resolveRetry('retry', raw.retry, DEFAULTS.retry),
     driftFactor:
-      raw.driftFactor === undefined ? DEFAULTS.driftFactor : checkNumber('driftFactor', raw.driftFactor, 0, 0.5),
+      raw.driftFactor === undefined
+        ? DEFAULTS.driftFactor
+        : checkNumber('driftFactor', raw.driftFactor, 0, 0.5),
     extendThreshold,
     shutdownTimeout:
-      raw.shutdownTimeout === undefined ? DEFAULTS.shutdownTimeout : checkInteger('shutdownTimeout', raw.shutdownTimeout, 0),
+      raw.shutdownTimeout === undefined
+        ? DEFAULTS.shutdownTimeout
+        : checkInteger('shutdownTimeout', raw.shutdownTimeout, 0),
     commandTimeout:
-      raw.commandTimeout === undefined ? DEFAULTS.commandTimeout : checkInteger('commandTimeout', raw.commandTimeout, 1),
+      raw.commandTimeout === undefined
+        ? DEFAULTS.commandTimeout
+        : checkInteger('commandTimeout', raw.commandTimeout, 1),
     logger: resolveLogger(raw.logger),
   };
 }

@@ -10,7 +10,8 @@ export const configError: ErrorFactory = (field, message) =>
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null)
+    return String(value);
   return typeof value;
 }
 
@@ -52,7 +53,12 @@ export function checkNumber(
  * Checks an optional boolean.
  * @internal
  */
-export function checkBoolean(field: string, value: unknown, fail: ErrorFactory = configError): boolean {
-  if (typeof value !== 'boolean') throw fail(field, `must be true or false, got ${describe(value)}`);
+export function checkBoolean(
+  field: string,
+  value: unknown,
+  fail: ErrorFactory = configError,
+): boolean {
+  if (typeof value !== 'boolean')
+    throw fail(field, `must be true or false, got ${describe(value)}`);
   return value;
 }

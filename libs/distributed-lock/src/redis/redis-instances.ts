@@ -46,7 +46,9 @@ export class RedisInstances {
     this.clients = this.owned
       ? options.connections!.map((entry) => {
           const base = failFastOptions(options.commandTimeout);
-          return typeof entry === 'string' ? new Redis(entry, base) : new Redis({ ...base, ...entry });
+          return typeof entry === 'string'
+            ? new Redis(entry, base)
+            : new Redis({ ...base, ...entry });
         })
       : [...options.clients!];
     this.clients.forEach((client, i) => this.watch(client, i));
@@ -73,8 +75,15 @@ export class RedisInstances {
         }
       });
     }
-    await this.checkDistinct();
-    if (this.clients.length % 2 === 0) this.logger?.warn(Messages.evenInstances(this.clients.length));
+    try {
+      await this.checkDistinct();
+    } catch (error) {
+      // Bootstrap fails here; Nest will not run shutdown hooks for us, so close what we opened.
+      await this.close();
+      throw error;
+    }
+    if (this.clients.length % 2 === 0)
+      this.logger?.warn(Messages.evenInstances(this.clients.length));
   }
 
   /** Closes the clients this module created; borrowed clients are left alone. */

@@ -73,7 +73,10 @@ export class RedlockEngine {
     const lock = this.measure(inner, start, ttl);
     if (lock.validity < this.minValidity(ttl)) {
       void this.release(lock, keys).catch(() => undefined);
-      throw new LockUnavailableError(keys, Messages.lowValidity(keys, Math.floor(lock.validity), ttl));
+      throw new LockUnavailableError(
+        keys,
+        Messages.lowValidity(keys, Math.floor(lock.validity), ttl),
+      );
     }
     return lock;
   }
@@ -85,7 +88,8 @@ export class RedlockEngine {
    */
   async extend(lock: EngineLock, keys: string[], ttl: number): Promise<EngineLock> {
     const start = performance.now();
-    if (start >= lock.deadline) throw new LockLostError(keys, Messages.lost(keys, 'expired before it could be extended'));
+    if (start >= lock.deadline)
+      throw new LockLostError(keys, Messages.lost(keys, 'expired before it could be extended'));
     // redlock refuses to extend what it believes expired by Date.now(); our monotonic deadline rules.
     lock.inner.expiration = Number.MAX_SAFE_INTEGER;
     try {
@@ -127,7 +131,13 @@ export class RedlockEngine {
       throw new LockUnavailableError(
         [key],
         Messages.unavailable([key], answered, this.quorum, this.clients.length),
-        { total: this.clients.length, quorum: this.quorum, granted: held, held, failed: this.clients.length - answered },
+        {
+          total: this.clients.length,
+          quorum: this.quorum,
+          granted: held,
+          held,
+          failed: this.clients.length - answered,
+        },
         sanitize(firstError),
       );
     }
@@ -144,13 +154,18 @@ export class RedlockEngine {
   }
 
   /** Turns redlock's error (which holds live clients, options and passwords) into one of ours. */
-  private async translate(error: unknown, keys: string[], onRefused: Verdict): Promise<DistributedLockError> {
+  private async translate(
+    error: unknown,
+    keys: string[],
+    onRefused: Verdict,
+  ): Promise<DistributedLockError> {
     if (!(error instanceof ExecutionError)) {
-      return new DistributedLockError(`lock operation failed: ${(error as Error)?.message ?? String(error)}`);
+      return new DistributedLockError(
+        `lock operation failed: ${(error as Error)?.message ?? String(error)}`,
+      );
     }
-    const last = error.attempts[error.attempts.length - 1];
-    if (!last) return new LockLostError(keys, Messages.lost(keys, 'expired'));
-    const stats: ExecutionStats = await last;
+    if (error.attempts.length === 0) return new LockLostError(keys, Messages.lost(keys, 'expired'));
+    const stats: ExecutionStats = await error.attempts[error.attempts.length - 1];
     let refused = 0;
     let firstFailure: unknown;
     for (const e of stats.votesAgainst.values()) {
@@ -168,7 +183,10 @@ export class RedlockEngine {
     if (refused > 0 && answered >= votes.quorum) {
       return onRefused === 'busy'
         ? new LockBusyError(keys, Messages.busy(keys))
-        : new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner on a majority'));
+        : new LockLostError(
+            keys,
+            Messages.lost(keys, 'no longer held by this owner on a majority'),
+          );
     }
     return new LockUnavailableError(
       keys,

@@ -4,7 +4,11 @@ import type { ResolvedRetry } from '../options/resolved-options';
  * Delay before retry number `attempt` (0-based): exponential, capped, with random jitter.
  * @internal
  */
-export function backoffDelay(attempt: number, retry: ResolvedRetry, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  retry: ResolvedRetry,
+  random: () => number = Math.random,
+): number {
   const base = Math.min(retry.delay * 2 ** attempt, retry.maxDelay);
   const spread = base * retry.jitter * (random() * 2 - 1);
   return Math.max(0, Math.round(base + spread));

@@ -14,7 +14,8 @@ export function normalizeKeys(key: unknown): string[] {
   const out: string[] = [];
   list.forEach((k, i) => {
     const field = Array.isArray(key) ? `key[${i}]` : 'key';
-    if (typeof k !== 'string') throw fail(field, `must be a non-empty string, got ${k === null ? 'null' : typeof k}`);
+    if (typeof k !== 'string')
+      throw fail(field, `must be a non-empty string, got ${k === null ? 'null' : typeof k}`);
     if (k.length === 0) throw fail(field, 'must be a non-empty string, got ""');
     if (k.length > MAX_KEY_LENGTH) {
       throw fail(field, `must be at most ${MAX_KEY_LENGTH} characters, got ${k.length}`);

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// Builds libs/distributed-lock into dist/libs/distributed-lock as the publishable `nestjs-distributed-lock`.
+'use strict';
+const { execFileSync } = require('node:child_process');
+const { cpSync, rmSync, writeFileSync, readFileSync, existsSync } = require('node:fs');
+const { join } = require('node:path');
+
+const root = join(__dirname, '..');
+const out = join(root, 'dist/libs/distributed-lock');
+const workspace = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+
+rmSync(out, { recursive: true, force: true });
+execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'libs/distributed-lock/tsconfig.lib.json'], {
+  cwd: root,
+  stdio: 'inherit',
+});
+
+const pkg = {
+  name: 'nestjs-distributed-lock',
+  version: workspace.version,
+  description:
+    'Distributed locks for NestJS on Redis (Redlock): LockService and @Exclusive() for cron jobs, routes and providers. Fails closed, tells busy from Redis-down, releases on shutdown.',
+  license: 'MIT',
+  main: 'index.js',
+  types: 'index.d.ts',
+  files: ['**/*.js', '**/*.d.ts', '**/*.js.map', 'README.md', 'CHANGELOG.md'],
+  keywords: ['nestjs', 'redis', 'redlock', 'distributed-lock', 'mutex', 'cron', 'ioredis'],
+  engines: { node: '>=18.18' },
+  dependencies: { '@sesamecare-oss/redlock': workspace.dependencies['@sesamecare-oss/redlock'] },
+  peerDependencies: {
+    '@nestjs/common': '^10.0.0 || ^11.0.0',
+    '@nestjs/core': '^10.0.0 || ^11.0.0',
+    '@nestjs/schedule': '^4.0.0 || ^5.0.0 || ^6.0.0',
+    ioredis: '^5.0.0 || ^6.0.0',
+    'reflect-metadata': '^0.1.13 || ^0.2.0',
+    rxjs: '^7.0.0',
+  },
+  peerDependenciesMeta: { '@nestjs/schedule': { optional: true } },
+};
+writeFileSync(join(out, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
+for (const f of ['README.md', 'CHANGELOG.md']) if (existsSync(join(root, f))) cpSync(join(root, f), join(out, f));
+console.log(`built ${pkg.name}@${pkg.version} in ${out}`);
