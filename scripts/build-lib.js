@@ -10,10 +10,14 @@ const out = join(root, 'dist/libs/distributed-lock');
 const workspace = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 
 rmSync(out, { recursive: true, force: true });
-execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'libs/distributed-lock/tsconfig.lib.json'], {
-  cwd: root,
-  stdio: 'inherit',
-});
+execFileSync(
+  process.execPath,
+  [require.resolve('typescript/bin/tsc'), '-p', 'libs/distributed-lock/tsconfig.lib.json'],
+  {
+    cwd: root,
+    stdio: 'inherit',
+  },
+);
 
 const pkg = {
   name: 'nestjs-distributed-lock',
@@ -38,5 +42,6 @@ const pkg = {
   peerDependenciesMeta: { '@nestjs/schedule': { optional: true } },
 };
 writeFileSync(join(out, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
-for (const f of ['README.md', 'CHANGELOG.md']) if (existsSync(join(root, f))) cpSync(join(root, f), join(out, f));
+for (const f of ['README.md', 'CHANGELOG.md'])
+  if (existsSync(join(root, f))) cpSync(join(root, f), join(out, f));
 console.log(`built ${pkg.name}@${pkg.version} in ${out}`);

@@ -33,7 +33,7 @@ export class AutoExtender {
   }
 
   private schedule(delay: number): void {
-    if (this.stopped || this.lock.signal.aborted) return;
+    if (this.stopped || this.lock.isLost) return;
     this.timer = setTimeout(
       () => {
         this.inflight = this.tick();

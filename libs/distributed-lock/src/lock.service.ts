@@ -12,7 +12,6 @@ import { DISTRIBUTED_LOCK_OPTIONS } from './distributed-lock.constants';
 import { Messages } from './distributed-lock.messages';
 import { InvalidLockArgumentError } from './errors/invalid-lock-argument.error';
 import { LockBusyError } from './errors/lock-busy.error';
-import { LockLostError } from './errors/lock-lost.error';
 import { LockUnavailableError } from './errors/lock-unavailable.error';
 import type { AcquireOptions, RunOptions } from './interfaces/acquire-options.interface';
 import type { Lock } from './interfaces/lock.interface';
@@ -146,8 +145,7 @@ export class LockService
       });
       await Promise.race([Promise.allSettled(this.running.values()), timeout]);
       clearTimeout(timer);
-      for (const lock of this.running.keys())
-        lock.lose(new LockLostError(lock.keys, Messages.lost(lock.keys, 'shutdown timeout')));
+      for (const lock of this.running.keys()) lock.lose('shutdown timeout');
     }
     await Promise.all([...this.held].map((lock) => this.releaseQuietly(lock)));
   }

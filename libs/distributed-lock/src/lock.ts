@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Messages } from './distributed-lock.messages';
 import { InvalidLockArgumentError } from './errors/invalid-lock-argument.error';
@@ -18,29 +17,36 @@ const argumentError = (field: string, message: string) =>
   new InvalidLockArgumentError(field, message);
 
 /**
- * The {@link Lock} implementation. Keeps a monotonic deadline and a timer that aborts `signal` when
- * it passes, so a process that was frozen past its TTL sees the loss as soon as it runs again.
+ * The {@link Lock} implementation. Keeps a monotonic deadline; once `signal` is observed, a timer
+ * aborts it when the deadline passes, so a process frozen past its TTL sees the loss as soon as it
+ * runs again. The signal, its timer and the loss error are created lazily: a plain acquire/release
+ * that never looks at `signal` pays for none of them (they cost as much as the Redis round trip).
  * @internal
  */
 export class LockHandle implements Lock {
-  readonly keys: string[];
-  private readonly controller = new AbortController();
+  private controller: AbortController | undefined;
   private expiry: NodeJS.Timeout | undefined;
   private released: Promise<void> | undefined;
+  private lostWhy: string | undefined;
   private _expiresAt = 0;
 
   constructor(
     private readonly owner: LockHandleOwner,
-    keys: string[],
+    readonly keys: string[],
     private engineLock: EngineLock,
     /** TTL the lock was acquired with; the default for `extend()`. */
     readonly ttl: number,
   ) {
-    this.keys = keys;
     this.arm(engineLock);
   }
 
   get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.lostWhy !== undefined) this.controller.abort(this.lostError(this.lostWhy));
+      else if (this.remaining() <= 0) this.lose('expired');
+      else this.armTimer();
+    }
     return this.controller.signal;
   }
 
@@ -48,25 +54,23 @@ export class LockHandle implements Lock {
     return this._expiresAt;
   }
 
+  /** True once the lock was released, shortened or lost (or its local deadline passed). */
+  get isLost(): boolean {
+    return this.lostWhy !== undefined || this.remaining() <= 0;
+  }
+
   /** Validity left now, in ms (negative once expired). */
   remaining(): number {
     return this.engineLock.deadline - performance.now();
   }
 
-  /** A short, non-reversible id of the lock value, safe to log. */
-  fingerprint(): string {
-    return createHash('sha256').update(this.engineLock.inner.value).digest('hex').slice(0, 8);
-  }
-
   async extend(ttl: number = this.ttl): Promise<void> {
     checkInteger('ttl', ttl, 1, undefined, argumentError);
-    if (this.released || this.signal.aborted) {
-      throw this.lostError('already released or lost');
-    }
+    if (this.lostWhy !== undefined) throw this.lostError(`already ${this.lostWhy}`);
     try {
       this.arm(await this.owner.engine.extend(this.engineLock, this.keys, ttl));
     } catch (error) {
-      if (error instanceof LockLostError) this.lose(error);
+      if (error instanceof LockLostError) this.lose('no longer held by this owner');
       throw error;
     }
   }
@@ -78,23 +82,26 @@ export class LockHandle implements Lock {
 
   /**
    * Lets the lock expire `ms` from now instead of deleting it (`lockAtLeastFor`), and stops holding it.
-   * Falls back to a release when `ms` is not positive.
+   * Falls back to a release when `ms` is below 1.
    */
   expireIn(ms: number): Promise<void> {
     this.released ??= ms < 1 ? this.doRelease() : this.doShorten(Math.ceil(ms));
     return this.released;
   }
 
-  /** Marks the lock lost: aborts `signal` with `reason` and stops tracking it. Idempotent. */
-  lose(reason: LockLostError): void {
-    this.disarm();
-    if (!this.controller.signal.aborted) this.controller.abort(reason);
+  /** Marks the lock lost: aborts `signal` (if anyone looked at it) and stops tracking it. Idempotent. */
+  lose(why: string): void {
+    if (this.lostWhy !== undefined) return;
+    this.lostWhy = why;
+    if (this.expiry) clearTimeout(this.expiry);
+    this.expiry = undefined;
+    this.controller?.abort(this.lostError(why));
     this.owner.forget(this);
   }
 
   private async doRelease(): Promise<void> {
+    this.lose('released');
     // The owner-checked script is safe even if the lock expired meanwhile: it reports the loss.
-    this.lose(this.lostError('released'));
     await this.owner.engine.release(this.engineLock, this.keys);
   }
 
@@ -102,7 +109,7 @@ export class LockHandle implements Lock {
     try {
       this.engineLock = await this.owner.engine.extend(this.engineLock, this.keys, ms);
     } finally {
-      this.lose(this.lostError('released (left to expire)'));
+      this.lose('released (left to expire)');
     }
   }
 
@@ -113,16 +120,12 @@ export class LockHandle implements Lock {
   private arm(lock: EngineLock): void {
     this.engineLock = lock;
     this._expiresAt = Math.floor(Date.now() + lock.validity);
-    if (this.expiry) clearTimeout(this.expiry);
-    this.expiry = setTimeout(
-      () => this.lose(this.lostError('expired')),
-      Math.max(0, lock.validity),
-    );
-    this.expiry.unref();
+    if (this.controller) this.armTimer();
   }
 
-  private disarm(): void {
+  private armTimer(): void {
     if (this.expiry) clearTimeout(this.expiry);
-    this.expiry = undefined;
+    this.expiry = setTimeout(() => this.lose('expired'), Math.max(0, this.remaining()));
+    this.expiry.unref();
   }
 }

@@ -1,0 +1,158 @@
+/**
+ * `npm run bench`: LockService against the Redis round-trip floor and direct redlock, interleaved in
+ * one run, on 1 and 3 local redis-server instances at concurrency 1 and 64. Writes docs/BENCHMARKS.md.
+ * Not a test: numbers depend on the machine; ratios measured side by side are what we compare.
+ */
+import 'reflect-metadata';
+import { Redlock } from '@sesamecare-oss/redlock';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { Test } from '@nestjs/testing';
+import { DistributedLockModule, LockService } from '../libs/distributed-lock/src';
+import { failFastOptions } from '../libs/distributed-lock/src/redis/redis-instances';
+import { RedisFleet } from '../test/support/redis-fleet';
+import { interleave, majority, quantile, type BenchCase, type CaseResult } from './harness';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1_000);
+const TTL = 10_000;
+const CAD = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
+
+type CadClient = Redis & { cad(key: string, token: string): Promise<number> };
+
+async function clientsFor(urls: string[]): Promise<CadClient[]> {
+  const clients = urls.map((u) => {
+    const c = new Redis(u, failFastOptions(500)) as CadClient;
+    c.defineCommand('cad', { numberOfKeys: 1, lua: CAD });
+    return c;
+  });
+  await Promise.all(clients.map((c) => c.connect()));
+  return clients;
+}
+
+async function casesFor(fleet: RedisFleet, label: string) {
+  const raw = await clientsFor(fleet.urls);
+  const direct = await clientsFor(fleet.urls);
+  const redlock = new Redlock(direct, { retryCount: 0 });
+  const app = await Test.createTestingModule({
+    imports: [DistributedLockModule.forRoot({ connections: fleet.urls, logger: false })],
+  }).compile();
+  await app.init();
+  const locks = app.get(LockService);
+  const need = Math.floor(raw.length / 2) + 1;
+
+  const cases: BenchCase[] = [];
+  for (const concurrency of [1, 64]) {
+    const group = `${label}, concurrency ${concurrency}`;
+    cases.push(
+      {
+        name: 'raw SET NX PX + Lua compare-and-delete (floor)',
+        group,
+        concurrency,
+        op: async (w, i) => {
+          const key = `lock:bench:raw:${w}:${i % 1000}`;
+          const token = randomBytes(16).toString('hex');
+          await majority(
+            raw.map((c) => c.set(key, token, 'PX', TTL, 'NX')),
+            need,
+          );
+          await majority(
+            raw.map((c) => c.cad(key, token)),
+            need,
+          );
+        },
+      },
+      {
+        name: '@sesamecare-oss/redlock acquire + release',
+        group,
+        concurrency,
+        op: async (w, i) => {
+          const lock = await redlock.acquire([`lock:bench:redlock:${w}:${i % 1000}`], TTL);
+          await lock.release();
+        },
+      },
+      {
+        name: 'LockService acquire + release',
+        group,
+        concurrency,
+        op: async (w, i) => {
+          const lock = await locks.acquire(`bench:svc:${w}:${i % 1000}`, { ttl: TTL });
+          await lock.release();
+        },
+      },
+    );
+  }
+  const close = async () => {
+    await app.close();
+    await Promise.all([...raw, ...direct].map((c) => c.quit()));
+  };
+  return { cases, close };
+}
+
+function table(results: CaseResult[]): string {
+  const lines: string[] = [];
+  const groups = [...new Set(results.map((r) => r.group))];
+  for (const g of groups) {
+    const rows = results.filter((r) => r.group === g);
+    const floor = rows.find((r) => r.name.includes('floor'));
+    const redlock = rows.find((r) => r.name.startsWith('@sesamecare'));
+    lines.push(
+      `### ${g}`,
+      '',
+      '| case | ops/s | p50 ms | p99 ms | vs floor | vs redlock |',
+      '|---|---:|---:|---:|---:|---:|',
+    );
+    for (const r of rows) {
+      const rate = r.ops / r.seconds;
+      const rel = (base?: CaseResult) =>
+        base ? `${(rate / (base.ops / base.seconds)).toFixed(2)}×` : '';
+      lines.push(
+        `| ${r.name} | ${Math.round(rate).toLocaleString('en-US')} | ${quantile(r.latencies, 0.5).toFixed(3)} | ${quantile(r.latencies, 0.99).toFixed(3)} | ${rel(floor)} | ${rel(redlock)} |`,
+      );
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const fleets = { one: await RedisFleet.start(1), three: await RedisFleet.start(3) };
+  const all: CaseResult[] = [];
+  try {
+    const one = await casesFor(fleets.one, '1 instance');
+    const three = await casesFor(fleets.three, '3 instances');
+    try {
+      all.push(...(await interleave([...one.cases, ...three.cases], ROUNDS, WINDOW_MS)));
+    } finally {
+      await one.close();
+      await three.close();
+    }
+  } finally {
+    await fleets.one.stop();
+    await fleets.three.stop();
+  }
+  const body = [
+    '# Benchmarks',
+    '',
+    `Generated by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)} (${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}).`,
+    '',
+    '## Method',
+    '',
+    `Local \`redis-server\` processes on loopback started by the test harness. Every case runs in one process, interleaved: ${ROUNDS} rounds × ${WINDOW_MS} ms per case after a warm-up, in rotating order, so machine noise hits all cases alike. One operation = acquire + release of a fresh key (no contention), TTL ${TTL} ms. Concurrency = that many async workers sharing one connection per instance. The floor is what any Redis lock must do: \`SET key token PX ttl NX\` then a Lua compare-and-delete, on every instance, each step waiting for a majority. "vs" columns are ratios of ops/s in this same run. These are loopback numbers on a shared machine: compare the ratios, not the absolute figures.`,
+    '',
+    '## Acquire + release',
+    '',
+    table(all),
+  ].join('\n');
+  mkdirSync(join(__dirname, '..', 'docs'), { recursive: true });
+  writeFileSync(join(__dirname, '..', 'docs', 'BENCHMARKS.md'), body);
+  console.log(body);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
