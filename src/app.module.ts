@@ -1,5 +1,10 @@
 import { Module } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
 import { DistributedLockModule } from '@app/distributed-lock';
+import { AuditService } from './audit/audit.service';
+import { OrdersController } from './orders/orders.controller';
+import { PaymentsService } from './orders/payments.service';
+import { TasksService } from './tasks/tasks.service';
 
 /** Redis deployments from `REDIS_URLS` (comma-separated), one independent instance each. */
 export function redisUrls(): string[] {
@@ -10,6 +15,11 @@ export function redisUrls(): string[] {
 }
 
 @Module({
-  imports: [DistributedLockModule.forRoot({ connections: redisUrls() })],
+  imports: [
+    ScheduleModule.forRoot(),
+    DistributedLockModule.forRoot({ connections: redisUrls(), ttl: 10_000 }),
+  ],
+  controllers: [OrdersController],
+  providers: [AuditService, TasksService, PaymentsService],
 })
 export class AppModule {}

@@ -21,6 +21,20 @@ export const Messages = {
     `lock unavailable: acquiring ${keys.join(', ')} took so long that only ${validity} ms of the ${ttl} ms TTL remained`,
   lost: (keys: string[], why: string) => `lock lost: ${keys.join(', ')} (${why})`,
   shuttingDown: 'the distributed lock module is shutting down; no new exclusive work starts',
+  notInjected:
+    '@Exclusive() needs LockService injected: the instance must be created by Nest (a provider or controller) ' +
+    'in an application that imports DistributedLockModule',
+  skipShutdown: (where: string) => `${where}: skipped, the application is shutting down`,
+  skipTick: (where: string, key: string, at: number) =>
+    `${where}: skipped, tick ${new Date(at).toISOString()} of ${key} was claimed by another replica`,
+  skipBusy: (where: string, key: string) => `${where}: skipped, ${key} is held by another owner`,
+  acquired: (where: string, key: string) => `${where}: acquired ${key}`,
+  scheduledUnavailable: (where: string, message: string) =>
+    `${where}: not run (fail closed): ${message}`,
+  requestScoped: (where: string) =>
+    `${where} uses @Exclusive in a request-scoped provider; @nestjs/schedule does not run handlers of such providers, and each request gets a new instance`,
+  sharedKey: (key: string, where: string[]) =>
+    `@Exclusive key "${key}" is shared by ${where.join(', ')}; they exclude each other. Set sharedKey: true on them if that is intended`,
   redisError: (i: number, message: string) => `Redis instance ${i}: ${message}`,
   redisRecovered: (i: number) => `Redis instance ${i} is reachable again`,
   releaseFailed: (keys: string[], message: string) =>

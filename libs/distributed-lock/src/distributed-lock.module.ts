@@ -1,10 +1,12 @@
 import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { DISTRIBUTED_LOCK_OPTIONS } from './distributed-lock.constants';
 import {
   ConfigurableDistributedLockModule,
   RAW_OPTIONS_TOKEN,
 } from './distributed-lock.module-definition';
 import type { DistributedLockModuleOptions } from './interfaces/module-options.interface';
+import { ExclusiveExplorer } from './exclusive/exclusive.explorer';
 import { LockService } from './lock.service';
 import { validateModuleOptions } from './options/validate-options';
 
@@ -23,6 +25,7 @@ import { validateModuleOptions } from './options/validate-options';
  * ```
  */
 @Module({
+  imports: [DiscoveryModule],
   providers: [
     {
       provide: DISTRIBUTED_LOCK_OPTIONS,
@@ -30,6 +33,7 @@ import { validateModuleOptions } from './options/validate-options';
       useFactory: (raw: DistributedLockModuleOptions) => validateModuleOptions(raw),
     },
     LockService,
+    ExclusiveExplorer,
   ],
   exports: [LockService],
 })

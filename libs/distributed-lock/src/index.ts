@@ -1,6 +1,13 @@
 export { DistributedLockModule } from './distributed-lock.module';
 export { LockService } from './lock.service';
-export { MAX_KEY_LENGTH } from './distributed-lock.constants';
+export { Exclusive } from './exclusive/exclusive.decorator';
+export type {
+  ExclusiveKey,
+  ExclusiveMetadata,
+  ExclusiveOptions,
+  OnBusy,
+} from './exclusive/exclusive-options.interface';
+export { EXCLUSIVE_METADATA, MAX_KEY_LENGTH } from './distributed-lock.constants';
 export {
   DistributedLockConfigError,
   DistributedLockError,

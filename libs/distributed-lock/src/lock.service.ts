@@ -160,6 +160,26 @@ export class LockService
     this.held.delete(handle);
   }
 
+  /** @internal The module's logger (`null` when silenced). */
+  get logger(): ResolvedLockOptions['logger'] {
+    return this.options.logger;
+  }
+
+  /**
+   * @internal Takes `key` for `ttl` ms on a majority and never releases it (a tick claim): true when
+   * taken, false when someone else has it.
+   * @throws LockUnavailableError without a majority
+   */
+  async claimOnce(key: string, ttl: number): Promise<boolean> {
+    try {
+      await this.engine.acquire([key], ttl);
+      return true;
+    } catch (error) {
+      if (error instanceof LockBusyError) return false;
+      throw error;
+    }
+  }
+
   /** @internal True once application shutdown has begun. */
   get isClosing(): boolean {
     return this.closing;
