@@ -231,4 +231,27 @@ describe('LockService on three Redis instances', () => {
       expect(dump).not.toContain(token!);
     }
   });
+
+  it('keeps the lock at least lockAtLeastFor, and stops extending at lockAtMostFor', async () => {
+    const [holder, other] = await Promise.all([replica(), replica()]);
+    await holder.runExclusive('at-least', () => 'quick', { lockAtLeastFor: 600 });
+    expect(await other.tryAcquire('at-least')).toBeNull();
+    await delay(700);
+    const next = await other.tryAcquire('at-least');
+    expect(next).not.toBeNull();
+    await next!.release();
+
+    const t0 = performance.now();
+    let lostAfter = 0;
+    await holder.runExclusive(
+      'at-most',
+      async (lock) => {
+        await new Promise((r) => lock.signal.addEventListener('abort', r, { once: true }));
+        lostAfter = since(t0);
+      },
+      { ttl: 300, lockAtMostFor: 700 },
+    );
+    expect(lostAfter).toBeGreaterThanOrEqual(650);
+    expect(lostAfter).toBeLessThan(1_200);
+  });
 });

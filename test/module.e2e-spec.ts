@@ -223,4 +223,29 @@ describe('DistributedLockModule', () => {
     for (const c of admin) expect(await c.exists('lock:draining')).toBe(0);
     await closeAll(admin);
   });
+
+  it('starts no new exclusive work once app.close() began, and aborts work still running at shutdownTimeout', async () => {
+    const app = await lockApp({ connections: fleet.urls, shutdownTimeout: 300 });
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    let abortedAt: number | undefined;
+    const t0 = Date.now();
+    const stubborn = app.locks.runExclusive('stubborn', async (lock) => {
+      lock.signal.addEventListener('abort', () => (abortedAt = Date.now() - t0), { once: true });
+      started();
+      await new Promise((r) => setTimeout(r, 1_500));
+      return lock.signal.aborted;
+    });
+    await running;
+    const closing = app.close();
+    await new Promise((r) => setImmediate(r));
+    await expect(app.locks.runExclusive('late', () => 'ran')).rejects.toThrow(/shutting down/);
+    await closing;
+    expect(abortedAt).toBeGreaterThanOrEqual(250);
+    expect(abortedAt).toBeLessThan(1_500);
+    const admin = inspectors(fleet.urls);
+    for (const c of admin) expect(await c.exists('lock:stubborn')).toBe(0);
+    await closeAll(admin);
+    await expect(stubborn).resolves.toBe(true);
+  });
 });

@@ -138,6 +138,7 @@ export class LockService
    */
   async beforeApplicationShutdown(): Promise<void> {
     this.closing = true;
+    const overdue: LockHandle[] = [];
     if (this.running.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
@@ -145,9 +146,13 @@ export class LockService
       });
       await Promise.race([Promise.allSettled(this.running.values()), timeout]);
       clearTimeout(timer);
-      for (const lock of this.running.keys()) lock.lose('shutdown timeout');
+      // Work still running past the deadline: abort its signal (with this reason), then release below.
+      for (const lock of this.running.keys()) {
+        lock.lose('shutdown timeout');
+        overdue.push(lock);
+      }
     }
-    await Promise.all([...this.held].map((lock) => this.releaseQuietly(lock)));
+    await Promise.all([...this.held, ...overdue].map((lock) => this.releaseQuietly(lock)));
   }
 
   /** @internal */
