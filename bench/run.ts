@@ -14,11 +14,14 @@ import { Test } from '@nestjs/testing';
 import { DistributedLockModule, LockService } from '../libs/distributed-lock/src';
 import { failFastOptions } from '../libs/distributed-lock/src/redis/redis-instances';
 import { RedisFleet } from '../test/support/redis-fleet';
+import { decoratorCases, routeBench } from './exclusive.bench';
 import { interleave, majority, quantile, type BenchCase, type CaseResult } from './harness';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1_000);
 const TTL = 10_000;
+const FLOOR = 'raw SET NX PX + Lua compare-and-delete (floor)';
+const REDLOCK = '@sesamecare-oss/redlock acquire + release';
 const CAD = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
 
 type CadClient = Redis & { cad(key: string, token: string): Promise<number> };
@@ -49,7 +52,7 @@ async function casesFor(fleet: RedisFleet, label: string) {
     const group = `${label}, concurrency ${concurrency}`;
     cases.push(
       {
-        name: 'raw SET NX PX + Lua compare-and-delete (floor)',
+        name: FLOOR,
         group,
         concurrency,
         op: async (w, i) => {
@@ -66,7 +69,7 @@ async function casesFor(fleet: RedisFleet, label: string) {
         },
       },
       {
-        name: '@sesamecare-oss/redlock acquire + release',
+        name: REDLOCK,
         group,
         concurrency,
         op: async (w, i) => {
@@ -92,25 +95,23 @@ async function casesFor(fleet: RedisFleet, label: string) {
   return { cases, close };
 }
 
-function table(results: CaseResult[]): string {
+/** A markdown table per group; each case's ops/s as a ratio of each baseline case in its group. */
+function table(results: CaseResult[], baselines: string[]): string {
   const lines: string[] = [];
-  const groups = [...new Set(results.map((r) => r.group))];
-  for (const g of groups) {
+  for (const g of [...new Set(results.map((r) => r.group))]) {
     const rows = results.filter((r) => r.group === g);
-    const floor = rows.find((r) => r.name.includes('floor'));
-    const redlock = rows.find((r) => r.name.startsWith('@sesamecare'));
+    const bases = baselines.map((b) => rows.find((r) => r.name === b)!).filter(Boolean);
     lines.push(
       `### ${g}`,
       '',
-      '| case | ops/s | p50 ms | p99 ms | vs floor | vs redlock |',
-      '|---|---:|---:|---:|---:|---:|',
+      `| case | ops/s | p50 ms | p99 ms |${bases.map((b) => ` vs ${b.name} |`).join('')}`,
+      `|---|---:|---:|---:|${bases.map(() => '---:|').join('')}`,
     );
     for (const r of rows) {
       const rate = r.ops / r.seconds;
-      const rel = (base?: CaseResult) =>
-        base ? `${(rate / (base.ops / base.seconds)).toFixed(2)}×` : '';
+      const rel = bases.map((b) => ` ${(rate / (b.ops / b.seconds)).toFixed(2)}× |`).join('');
       lines.push(
-        `| ${r.name} | ${Math.round(rate).toLocaleString('en-US')} | ${quantile(r.latencies, 0.5).toFixed(3)} | ${quantile(r.latencies, 0.99).toFixed(3)} | ${rel(floor)} | ${rel(redlock)} |`,
+        `| ${r.name} | ${Math.round(rate).toLocaleString('en-US')} | ${quantile(r.latencies, 0.5).toFixed(3)} | ${quantile(r.latencies, 0.99).toFixed(3)} |${rel}`,
       );
     }
     lines.push('');
@@ -120,20 +121,31 @@ function table(results: CaseResult[]): string {
 
 async function main(): Promise<void> {
   const fleets = { one: await RedisFleet.start(1), three: await RedisFleet.start(3) };
-  const all: CaseResult[] = [];
+  const acquire: CaseResult[] = [];
+  const decorated: CaseResult[] = [];
+  let routes: Awaited<ReturnType<typeof routeBench>> = [];
   try {
     const one = await casesFor(fleets.one, '1 instance');
     const three = await casesFor(fleets.three, '3 instances');
+    const dec = await decoratorCases(fleets.three.urls);
     try {
-      all.push(...(await interleave([...one.cases, ...three.cases], ROUNDS, WINDOW_MS)));
+      acquire.push(...(await interleave([...one.cases, ...three.cases], ROUNDS, WINDOW_MS)));
+      decorated.push(...(await interleave(dec.cases, ROUNDS, WINDOW_MS)));
+      routes = await routeBench(
+        fleets.three.urls,
+        Math.max(2, ROUNDS),
+        Math.max(2, Math.round(WINDOW_MS / 500)),
+      );
     } finally {
       await one.close();
       await three.close();
+      await dec.close();
     }
   } finally {
     await fleets.one.stop();
     await fleets.three.stop();
   }
+  const plainRoute = routes[0];
   const body = [
     '# Benchmarks',
     '',
@@ -141,11 +153,27 @@ async function main(): Promise<void> {
     '',
     '## Method',
     '',
-    `Local \`redis-server\` processes on loopback started by the test harness. Every case runs in one process, interleaved: ${ROUNDS} rounds × ${WINDOW_MS} ms per case after a warm-up, in rotating order, so machine noise hits all cases alike. One operation = acquire + release of a fresh key (no contention), TTL ${TTL} ms. Concurrency = that many async workers sharing one connection per instance. The floor is what any Redis lock must do: \`SET key token PX ttl NX\` then a Lua compare-and-delete, on every instance, each step waiting for a majority. "vs" columns are ratios of ops/s in this same run. These are loopback numbers on a shared machine: compare the ratios, not the absolute figures.`,
+    `Local \`redis-server\` processes on loopback started by the test harness. Every case runs in one process, interleaved: ${ROUNDS} rounds × ${WINDOW_MS} ms per case after a warm-up, in rotating order, so machine noise hits all cases alike. One operation = acquire + release of a fresh key (no contention), TTL ${TTL} ms. Concurrency = that many async workers sharing one connection per instance. The floor is what any Redis lock must do: \`SET key token PX ttl NX\` then a Lua compare-and-delete, on every instance, each step waiting for a majority. "vs" columns are ratios of ops/s in this same run. These are loopback numbers on a shared 2-core machine that also runs the Redis servers: compare the ratios, not the absolute figures.`,
     '',
     '## Acquire + release',
     '',
-    table(all),
+    table(acquire, [FLOOR, REDLOCK]),
+    '## @Exclusive() overhead',
+    '',
+    'The same work (return a constant) through a decorated provider method and through `runExclusive`, each acquiring, auto-extending and releasing a fresh key per call, on 3 instances, interleaved as above.',
+    '',
+    table(decorated, ['runExclusive']),
+    '## HTTP route under load',
+    '',
+    `autocannon in the same process as the servers, 32 connections, ${plainRoute?.p99.length ?? 0} interleaved windows per route, every request a new order id (so every request takes and releases its own lock on 3 instances). Express adapter, logging off.`,
+    '',
+    '| route | req/s | p99 ms (worst window) | non-2xx | vs undecorated |',
+    '|---|---:|---:|---:|---:|',
+    ...routes.map(
+      (r) =>
+        `| ${r.name} | ${Math.round(r.requests / r.seconds).toLocaleString('en-US')} | ${Math.max(...r.p99)} | ${r.non2xx} | ${(r.requests / r.seconds / (plainRoute.requests / plainRoute.seconds)).toFixed(2)}× |`,
+    ),
+    '',
   ].join('\n');
   mkdirSync(join(__dirname, '..', 'docs'), { recursive: true });
   writeFileSync(join(__dirname, '..', 'docs', 'BENCHMARKS.md'), body);

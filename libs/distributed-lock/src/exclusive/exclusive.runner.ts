@@ -11,6 +11,16 @@ import type { ExclusiveMetadata } from './exclusive-options.interface';
 import { cronMetadata, handlerKind, isScheduled, type HandlerKind } from './handler-kind';
 
 const kinds = new WeakMap<object, HandlerKind>();
+/** Run options per decorated method, validated once per LockService (module options fill defaults). */
+const runs = new WeakMap<ExclusiveMetadata, { locks: LockService; run: ReturnType<LockService['resolveRun']> }>();
+
+function runOptions(locks: LockService, meta: ExclusiveMetadata): ReturnType<LockService['resolveRun']> {
+  const cached = runs.get(meta);
+  if (cached?.locks === locks) return cached.run;
+  const run = locks.resolveRun(meta.options);
+  runs.set(meta, { locks, run });
+  return run;
+}
 
 /** The lock key of one invocation. @internal */
 export function resolveKey(meta: ExclusiveMetadata, args: unknown[]): string {
@@ -62,7 +72,7 @@ export async function runExclusiveHandler(
       }
       throw new LockUnavailableError([key], Messages.shuttingDown);
     }
-    const run = locks.resolveRun(o);
+    const run = runOptions(locks, meta);
     if (kind === 'cron' && o.claimTick !== false) {
       const tick = cronTick(cronMetadata(wrapper), Date.now());
       if (tick && !(await locks.claimOnce(`${key}:tick:${tick.at}`, tick.period))) {
