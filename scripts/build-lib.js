@@ -30,7 +30,6 @@ const pkg = {
   files: ['**/*.js', '**/*.d.ts', '**/*.js.map', 'README.md', 'CHANGELOG.md'],
   keywords: ['nestjs', 'redis', 'redlock', 'distributed-lock', 'mutex', 'cron', 'ioredis'],
   engines: { node: '>=18.18' },
-  dependencies: { '@sesamecare-oss/redlock': workspace.dependencies['@sesamecare-oss/redlock'] },
   peerDependencies: {
     '@nestjs/common': '^10.0.0 || ^11.0.0',
     '@nestjs/core': '^10.0.0 || ^11.0.0',

@@ -175,14 +175,8 @@ export class LockService
    * taken, false when someone else has it.
    * @throws LockUnavailableError without a majority
    */
-  async claimOnce(key: string, ttl: number): Promise<boolean> {
-    try {
-      await this.engine.acquire([key], ttl);
-      return true;
-    } catch (error) {
-      if (error instanceof LockBusyError) return false;
-      throw error;
-    }
+  claimOnce(key: string, ttl: number): Promise<boolean> {
+    return this.engine.claim(key, ttl);
   }
 
   /** @internal True once application shutdown has begun. */

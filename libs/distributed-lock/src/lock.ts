@@ -41,6 +41,10 @@ export class LockHandle implements Lock {
   }
 
   get signal(): AbortSignal {
+    // A process resumed after a freeze runs its own earliest timers before our expiry timer: check the
+    // monotonic deadline on every read, so `lock.signal.aborted` is right the moment work looks at it.
+    if (this.controller && this.lostWhy === undefined && this.remaining() <= 0)
+      this.lose('expired');
     if (!this.controller) {
       this.controller = new AbortController();
       if (this.lostWhy !== undefined) this.controller.abort(this.lostError(this.lostWhy));
@@ -48,6 +52,10 @@ export class LockHandle implements Lock {
       else this.armTimer();
     }
     return this.controller.signal;
+  }
+
+  get fencingToken(): number {
+    return this.engineLock.fencingToken;
   }
 
   get expiresAt(): number {

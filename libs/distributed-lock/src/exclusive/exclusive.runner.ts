@@ -12,9 +12,15 @@ import { cronMetadata, handlerKind, isScheduled, type HandlerKind } from './hand
 
 const kinds = new WeakMap<object, HandlerKind>();
 /** Run options per decorated method, validated once per LockService (module options fill defaults). */
-const runs = new WeakMap<ExclusiveMetadata, { locks: LockService; run: ReturnType<LockService['resolveRun']> }>();
+const runs = new WeakMap<
+  ExclusiveMetadata,
+  { locks: LockService; run: ReturnType<LockService['resolveRun']> }
+>();
 
-function runOptions(locks: LockService, meta: ExclusiveMetadata): ReturnType<LockService['resolveRun']> {
+function runOptions(
+  locks: LockService,
+  meta: ExclusiveMetadata,
+): ReturnType<LockService['resolveRun']> {
   const cached = runs.get(meta);
   if (cached?.locks === locks) return cached.run;
   const run = locks.resolveRun(meta.options);

@@ -6,6 +6,12 @@ export interface Lock {
   /** The resources held (without the key prefix). */
   readonly keys: string[];
   /**
+   * Strictly increasing per key across every holder (on 1, 3 or 5 instances, also with a minority
+   * down or restarted empty). Pass it to the resource you protect and have it reject writes whose
+   * token is lower than the highest it has seen: that stops a holder that paused past its TTL.
+   */
+  readonly fencingToken: number;
+  /**
    * Epoch ms until which the lock is valid: the TTL reduced by the time acquisition (or the last
    * extension) took and by clock drift. Updated by every extension.
    */

@@ -1,50 +1,65 @@
-import {
-  ExecutionError,
-  Redlock,
-  ResourceLockedError,
-  type ExecutionStats,
-  type Lock as RedlockLock,
-} from '@sesamecare-oss/redlock';
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Messages } from '../distributed-lock.messages';
-import { DistributedLockError } from '../errors/distributed-lock.error';
+import type { DistributedLockError } from '../errors/distributed-lock.error';
 import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
 import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable.error';
 import type { LockClient } from '../redis/redis-instances';
+import { ACQUIRE, EXTEND, FENCE, RELEASE } from './lock.scripts';
+import { vote, type Tally, type Vote } from './quorum';
 
-/** A lock as the engine holds it: opaque outside the engine. @internal */
+/** A lock as the engine holds it. @internal */
 export interface EngineLock {
   /** Monotonic (`performance.now()`) time until which the lock is valid. */
   readonly deadline: number;
   /** Validity left when the operation returned, in ms. */
   readonly validity: number;
-  /** @internal */
-  readonly inner: RedlockLock;
+  /** The random lock value (never logged). */
+  readonly value: string;
+  /** Strictly increasing per key across all holders. */
+  readonly fencingToken: number;
+  /** Redis keys of the locks and of their fencing counters. */
+  readonly redisKeys: string[];
+  readonly fenceKeys: string[];
 }
 
-/** What a failed vote means for the operation being voted on. */
-type Verdict = 'busy' | 'lost' | 'unavailable';
+type Script = (numKeys: number, ...args: Array<string | number>) => Promise<unknown>;
+interface ScriptClient {
+  dlockAcquire: Script;
+  dlockFence: Script;
+  dlockExtend: Script;
+  dlockRelease: Script;
+}
+
+/** What a refusal means for the operation being voted on. */
+type Refusal = 'busy' | 'lost';
 
 /**
- * The Redlock algorithm over N independent Redis instances, on `@sesamecare-oss/redlock`'s
- * acquire/extend/release scripts. This is the only module that imports the redlock package.
- *
- * Redlock's own retries are off (we retry with our own backoff, and only on "busy"), and validity is
- * timed here with the monotonic clock, never `Date.now()`.
+ * The Redlock algorithm over N independent Redis instances, with fencing tokens, on our own Lua
+ * scripts (docs/SAFETY.md says why they replaced `@sesamecare-oss/redlock`'s). Validity is timed with
+ * the monotonic clock, and every outcome is decided as soon as a majority makes it certain.
  * @internal
  */
 export class RedlockEngine {
-  private readonly redlock: Redlock;
-  private readonly quorum: number;
+  private readonly scripted: ScriptClient[];
 
   constructor(
     private readonly clients: LockClient[],
     private readonly keyPrefix: string,
     private readonly driftFactor: number,
   ) {
-    this.redlock = new Redlock(clients, { retryCount: 0, driftFactor });
-    this.quorum = Math.floor(clients.length / 2) + 1;
+    this.scripted = clients.map((client) => {
+      const c = client as LockClient & Partial<ScriptClient>;
+      if (typeof c.dlockAcquire !== 'function') {
+        // ioredis runs these by EVALSHA and falls back to EVAL when the script is not cached yet.
+        client.defineCommand('dlockAcquire', { lua: ACQUIRE });
+        client.defineCommand('dlockFence', { lua: FENCE });
+        client.defineCommand('dlockExtend', { lua: EXTEND });
+        client.defineCommand('dlockRelease', { lua: RELEASE });
+      }
+      return c as unknown as ScriptClient;
+    });
   }
 
   /** Milliseconds of validity lost to clock drift for a lock of `ttl` (Redlock: factor·ttl + 2). */
@@ -52,33 +67,70 @@ export class RedlockEngine {
     return Math.round(this.driftFactor * ttl) + 2;
   }
 
-  /** Smallest validity worth handing out: 5% of the TTL and at least 1 ms. */
-  private minValidity(ttl: number): number {
-    return Math.max(1, ttl * 0.05);
+  /** The Redis key of a lock and of its fencing counter (a namespace of its own). */
+  redisKey(key: string): string {
+    return this.keyPrefix + key;
+  }
+
+  fenceKey(key: string): string {
+    return `fence:${this.keyPrefix}${key}`;
   }
 
   /**
-   * Acquires `keys` for `ttl` ms on a majority.
-   * @throws LockBusyError when the instances that answered say another owner holds it
+   * Acquires `keys` for `ttl` ms on a majority and issues a fencing token.
+   * @throws LockBusyError when a majority answered and another owner holds it
    * @throws LockUnavailableError when no majority answered, or too little validity was left
    */
   async acquire(keys: string[], ttl: number): Promise<EngineLock> {
     const start = performance.now();
-    let inner: RedlockLock;
-    try {
-      inner = await this.redlock.acquire(this.prefixed(keys), ttl);
-    } catch (error) {
-      throw await this.translate(error, keys, 'busy');
+    const value = randomBytes(16).toString('hex');
+    const redisKeys = keys.map((k) => this.redisKey(k));
+    const fenceKeys = keys.map((k) => this.fenceKey(k));
+    const n = keys.length;
+    const args = [...redisKeys, ...fenceKeys, value, ttl, n];
+    const undo = (i: number) =>
+      void this.scripted[i].dlockRelease(n, ...redisKeys, value).catch(() => undefined);
+    const tally = await vote(
+      this.clients.length,
+      (i) => this.scripted[i].dlockAcquire(2 * n, ...args).then(toAcquireVote),
+      undo,
+    );
+    if (!tally.ok) {
+      for (const i of tally.granted.keys()) undo(i);
+      throw this.failure(tally, keys, 'busy');
     }
-    const lock = this.measure(inner, start, ttl);
-    if (lock.validity < this.minValidity(ttl)) {
-      void this.release(lock, keys).catch(() => undefined);
-      throw new LockUnavailableError(
-        keys,
-        Messages.lowValidity(keys, Math.floor(lock.validity), ttl),
+    let token = 0;
+    let agree = true;
+    for (const t of tally.granted.values()) {
+      if (token !== 0 && t !== token) agree = false;
+      if (t > token) token = t;
+    }
+    const lock: EngineLock = {
+      ...this.measure(start, ttl),
+      value,
+      fencingToken: token,
+      redisKeys,
+      fenceKeys,
+    };
+    // Counters that disagree (or several keys) need `token` written back to a majority that still
+    // holds the lock, so every later majority meets a counter at least this high (docs/SAFETY.md).
+    if (!agree || n > 1) {
+      const fenced = await vote(this.clients.length, (i) =>
+        this.scripted[i]
+          .dlockFence(2 * n, ...redisKeys, ...fenceKeys, value, token, n)
+          .then(toBinaryVote),
       );
+      if (!fenced.ok) {
+        void this.release(lock, keys).catch(() => undefined);
+        throw this.failure(fenced, keys, 'busy');
+      }
     }
-    return lock;
+    const validity = lock.deadline - performance.now();
+    if (validity < Math.max(1, ttl * 0.05)) {
+      void this.release(lock, keys).catch(() => undefined);
+      throw new LockUnavailableError(keys, Messages.lowValidity(keys, Math.floor(validity), ttl));
+    }
+    return { ...lock, validity };
   }
 
   /**
@@ -90,14 +142,13 @@ export class RedlockEngine {
     const start = performance.now();
     if (start >= lock.deadline)
       throw new LockLostError(keys, Messages.lost(keys, 'expired before it could be extended'));
-    // redlock refuses to extend what it believes expired by Date.now(); our monotonic deadline rules.
-    lock.inner.expiration = Number.MAX_SAFE_INTEGER;
-    try {
-      const inner = await this.redlock.extend(lock.inner, ttl);
-      return this.measure(inner, start, ttl);
-    } catch (error) {
-      throw await this.translate(error, keys, 'lost');
-    }
+    const tally = await vote(this.clients.length, (i) =>
+      this.scripted[i]
+        .dlockExtend(lock.redisKeys.length, ...lock.redisKeys, lock.value, ttl)
+        .then(toBinaryVote),
+    );
+    if (!tally.ok) throw this.failure(tally, keys, 'lost');
+    return { ...lock, ...this.measure(start, ttl) };
   }
 
   /**
@@ -106,82 +157,64 @@ export class RedlockEngine {
    * @throws LockUnavailableError when no majority answered
    */
   async release(lock: EngineLock, keys: string[]): Promise<void> {
-    try {
-      await this.redlock.release(lock.inner);
-    } catch (error) {
-      throw await this.translate(error, keys, 'lost');
-    }
+    const n = lock.redisKeys.length;
+    const tally = await vote(this.clients.length, (i) =>
+      this.scripted[i]
+        .dlockRelease(n, ...lock.redisKeys, lock.value)
+        .then((r): Vote => (r === n ? { kind: 'for', value: 1 } : { kind: 'refused' })),
+    );
+    if (!tally.ok) throw this.failure(tally, keys, 'lost');
+  }
+
+  /**
+   * Takes `key` for `ttl` ms on a majority and never gives it back (a cron tick claim): no fencing
+   * counter, so claims leave nothing behind once they expire.
+   * @returns false when another owner has it
+   * @throws LockUnavailableError when no majority answered
+   */
+  async claim(key: string, ttl: number): Promise<boolean> {
+    const full = this.redisKey(key);
+    const value = randomBytes(16).toString('hex');
+    const tally = await vote(this.clients.length, (i) =>
+      this.clients[i]
+        .set(full, value, 'PX', ttl, 'NX')
+        .then((r): Vote => (r === 'OK' ? { kind: 'for', value: 1 } : { kind: 'refused' })),
+    );
+    if (tally.ok) return true;
+    const error = this.failure(tally, [key], 'busy');
+    if (error instanceof LockBusyError) return false;
+    throw error;
   }
 
   /** True when a majority of instances hold `key`. @throws LockUnavailableError without a majority of answers */
   async isLocked(key: string): Promise<boolean> {
-    const full = this.keyPrefix + key;
-    const results = await Promise.allSettled(this.clients.map((c) => c.exists(full)));
-    let held = 0;
-    let answered = 0;
-    let firstError: unknown;
-    for (const r of results) {
-      if (r.status === 'fulfilled') {
-        answered += 1;
-        if (r.value === 1) held += 1;
-      } else firstError ??= r.reason;
-    }
-    if (held >= this.quorum) return true;
-    if (answered < this.quorum) {
-      throw new LockUnavailableError(
-        [key],
-        Messages.unavailable([key], answered, this.quorum, this.clients.length),
-        {
-          total: this.clients.length,
-          quorum: this.quorum,
-          granted: held,
-          held,
-          failed: this.clients.length - answered,
-        },
-        sanitize(firstError),
-      );
-    }
-    return false;
+    const full = this.redisKey(key);
+    const tally = await vote(this.clients.length, (i) =>
+      this.clients[i]
+        .exists(full)
+        .then((r): Vote => (r === 1 ? { kind: 'for', value: 1 } : { kind: 'refused' })),
+    );
+    if (tally.ok) return true;
+    if (tally.granted.size + tally.refused >= tally.quorum) return false;
+    throw this.failure(tally, [key], 'busy');
   }
 
-  private prefixed(keys: string[]): string[] {
-    return this.keyPrefix ? keys.map((k) => this.keyPrefix + k) : keys;
-  }
-
-  private measure(inner: RedlockLock, start: number, ttl: number): EngineLock {
+  private measure(start: number, ttl: number): { deadline: number; validity: number } {
     const deadline = start + ttl - this.drift(ttl);
-    return { inner, deadline, validity: deadline - performance.now() };
+    return { deadline, validity: deadline - performance.now() };
   }
 
-  /** Turns redlock's error (which holds live clients, options and passwords) into one of ours. */
-  private async translate(
-    error: unknown,
-    keys: string[],
-    onRefused: Verdict,
-  ): Promise<DistributedLockError> {
-    if (!(error instanceof ExecutionError)) {
-      return new DistributedLockError(
-        `lock operation failed: ${(error as Error)?.message ?? String(error)}`,
-      );
-    }
-    if (error.attempts.length === 0) return new LockLostError(keys, Messages.lost(keys, 'expired'));
-    const stats: ExecutionStats = await error.attempts[error.attempts.length - 1];
-    let refused = 0;
-    let firstFailure: unknown;
-    for (const e of stats.votesAgainst.values()) {
-      if (e instanceof ResourceLockedError) refused += 1;
-      else firstFailure ??= e;
-    }
+  private failure(tally: Tally, keys: string[], refusal: Refusal): DistributedLockError {
     const votes: LockVotes = {
-      total: stats.membershipSize,
-      quorum: stats.quorumSize,
-      granted: stats.votesFor.size,
-      held: refused,
-      failed: stats.membershipSize - stats.votesFor.size - refused,
+      total: tally.total,
+      quorum: tally.quorum,
+      granted: tally.granted.size,
+      held: tally.refused,
+      failed: tally.failed,
     };
     const answered = votes.granted + votes.held;
-    if (refused > 0 && answered >= votes.quorum) {
-      return onRefused === 'busy'
+    if (votes.held > 0 && answered >= votes.quorum) {
+      return refusal === 'busy'
         ? new LockBusyError(keys, Messages.busy(keys))
         : new LockLostError(
             keys,
@@ -192,12 +225,21 @@ export class RedlockEngine {
       keys,
       Messages.unavailable(keys, answered, votes.quorum, votes.total),
       votes,
-      sanitize(firstFailure),
+      sanitize(tally.firstError),
     );
   }
 }
 
-/** Keeps an error's name and message only: ioredis errors carry command arguments (lock tokens). */
+function toAcquireVote(reply: unknown): Vote {
+  const token = Number(reply);
+  return token > 0 ? { kind: 'for', value: token } : { kind: 'refused' };
+}
+
+function toBinaryVote(reply: unknown): Vote {
+  return reply === 1 ? { kind: 'for', value: 1 } : { kind: 'refused' };
+}
+
+/** Keeps an error's name and message only: ioredis errors carry command arguments (lock values). */
 function sanitize(error: unknown): Error | undefined {
   if (!(error instanceof Error)) return undefined;
   const copy = new Error(error.message);

@@ -1,0 +1,64 @@
+/**
+ * The Lua scripts of the lock engine. Each runs atomically on one Redis instance.
+ *
+ * Keys: the lock keys first, then (for acquire and fence) one fencing counter per lock key, in the
+ * same order. ARGV[1] is always the lock value (128 random bits, hex). Counters never expire.
+ * Commands used (for a least-privilege ACL): SET, GET, DEL, EXISTS, PEXPIRE, INCR, plus EVALSHA/EVAL.
+ * @internal
+ */
+
+/** Sets every lock key if none exists and increments its counter; returns the largest counter, or -1 if held. */
+export const ACQUIRE = `
+local n = tonumber(ARGV[3])
+if n == 1 then
+  if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
+  return redis.call('INCR', KEYS[2])
+end
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return -1 end
+end
+local token = 0
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+  local c = redis.call('INCR', KEYS[n + i])
+  if c > token then token = c end
+end
+return token
+`;
+
+/** Raises every counter to at least ARGV[2], only while all lock keys still hold our value; 1 or 0. */
+export const FENCE = `
+local n = tonumber(ARGV[3])
+for i = 1, n do
+  if redis.call('GET', KEYS[i]) ~= ARGV[1] then return 0 end
+end
+local t = tonumber(ARGV[2])
+for i = 1, n do
+  local c = tonumber(redis.call('GET', KEYS[n + i]) or '0')
+  if c < t then redis.call('SET', KEYS[n + i], ARGV[2]) end
+end
+return 1
+`;
+
+/** Sets the TTL of every lock key to ARGV[2] ms if all still hold our value; 1 or 0. */
+export const EXTEND = `
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= ARGV[1] then return 0 end
+end
+for i = 1, #KEYS do
+  redis.call('PEXPIRE', KEYS[i], ARGV[2])
+end
+return 1
+`;
+
+/** Deletes the lock keys that still hold our value; returns how many it deleted. */
+export const RELEASE = `
+local removed = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    removed = removed + 1
+  end
+end
+return removed
+`;

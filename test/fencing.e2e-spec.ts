@@ -1,0 +1,116 @@
+import { RedisFleet } from './support/redis-fleet';
+import { closeAll, inspectors, lockApp, type LockApp } from './support/lock-app';
+
+describe('fencing tokens', () => {
+  const apps: LockApp[] = [];
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((a) => a.close()));
+  });
+
+  async function replicas(fleet: RedisFleet, n = 2, keyPrefix = 'lock:') {
+    const list = await Promise.all(
+      Array.from({ length: n }, () => lockApp({ connections: fleet.urls, keyPrefix })),
+    );
+    apps.push(...list);
+    return list.map((a) => a.locks);
+  }
+
+  it.each([1, 3, 5])('increase strictly per key across holders on %i instance(s)', async (size) => {
+    const fleet = await RedisFleet.start(size);
+    try {
+      const [a, b] = await replicas(fleet);
+      const tokens: number[] = [];
+      for (let i = 0; i < 20; i += 1) {
+        const lock = await (i % 2 ? a : b).acquire('fenced', { ttl: 5_000 });
+        tokens.push(lock.fencingToken);
+        await lock.release();
+      }
+      for (let i = 1; i < tokens.length; i += 1) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]);
+      const other = await a.acquire('another-key');
+      expect(other.fencingToken).toBeGreaterThanOrEqual(1);
+      await other.release();
+    } finally {
+      await fleet.stop();
+    }
+  });
+
+  it.each([
+    [3, 1],
+    [5, 2],
+  ])(
+    'stay monotonic on %i instances while %i of them die and come back empty',
+    async (size, minority) => {
+      const fleet = await RedisFleet.start(size);
+      try {
+        const [a, b] = await replicas(fleet);
+        const tokens: number[] = [];
+        const take = async (i: number) => {
+          const lock = await (i % 2 ? a : b).acquire('churn', { ttl: 5_000 });
+          tokens.push(lock.fencingToken);
+          await lock.release();
+        };
+        for (let round = 0; round < 3; round += 1) {
+          // A different minority each round, so the counters on the instances drift apart.
+          const victims = Array.from(
+            { length: minority },
+            (_, k) => fleet.nodes[(round + k) % size],
+          );
+          for (let i = 0; i < 5; i += 1) await take(i);
+          await Promise.all(victims.map((v) => v.kill()));
+          for (let i = 0; i < 5; i += 1) await take(i);
+          await Promise.all(victims.map((v) => v.start())); // back with no data: counters lost there
+          await new Promise((r) => setTimeout(r, 1_200)); // module clients reconnect (capped at 1 s)
+          for (let i = 0; i < 5; i += 1) await take(i);
+        }
+        for (let i = 1; i < tokens.length; i += 1) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]);
+      } finally {
+        await fleet.stop();
+      }
+    },
+  );
+
+  it('keeps counters in their own namespace, never expiring, and prefixes apart', async () => {
+    const fleet = await RedisFleet.start(3);
+    try {
+      const [a] = await replicas(fleet, 1, 'a:');
+      const [b] = await replicas(fleet, 1, 'b:');
+      const la = await a.acquire('same', { ttl: 5_000 });
+      const lb = await b.acquire('same', { ttl: 5_000 });
+      expect(await a.isLocked('same')).toBe(true);
+      expect(await b.isLocked('same')).toBe(true);
+      const admin = inspectors(fleet.urls);
+      for (const c of admin) {
+        expect((await c.keys('*')).sort()).toEqual([
+          'a:same',
+          'b:same',
+          'fence:a:same',
+          'fence:b:same',
+        ]);
+        expect(await c.pttl('fence:a:same')).toBe(-1);
+        expect(await c.pttl('a:same')).toBeGreaterThan(0);
+      }
+      await la.release();
+      await lb.release();
+      for (const c of admin)
+        expect((await c.keys('*')).sort()).toEqual(['fence:a:same', 'fence:b:same']);
+      await closeAll(admin);
+    } finally {
+      await fleet.stop();
+    }
+  });
+
+  it('is visible inside runExclusive through current()', async () => {
+    const fleet = await RedisFleet.start(3);
+    try {
+      const [a] = await replicas(fleet, 1);
+      const seen = await a.runExclusive('visible', (lock) => [
+        lock.fencingToken,
+        a.current()?.fencingToken,
+      ]);
+      expect(seen[0]).toBeGreaterThan(0);
+      expect(seen[1]).toBe(seen[0]);
+    } finally {
+      await fleet.stop();
+    }
+  });
+});
