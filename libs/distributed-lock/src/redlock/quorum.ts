@@ -37,7 +37,8 @@ export function vote(
     let decided: boolean | undefined;
     const decide = (ok: boolean) => {
       decided = ok;
-      resolve({ ok, total, quorum, granted: new Map(granted), refused, failed, firstError });
+      // Votes after the decision no longer touch `granted` (see `count`), so no copy is needed.
+      resolve({ ok, total, quorum, granted, refused, failed, firstError });
     };
     const count = (i: number, v: Vote) => {
       pending -= 1;

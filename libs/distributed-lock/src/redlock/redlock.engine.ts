@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Messages } from '../distributed-lock.messages';
 import type { DistributedLockError } from '../errors/distributed-lock.error';
@@ -6,6 +5,7 @@ import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
 import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable.error';
 import type { LockClient } from '../redis/redis-instances';
+import { newLockValue } from './lock-value';
 import { ACQUIRE, EXTEND, FENCE, RELEASE } from './lock.scripts';
 import { vote, type Tally, type Vote } from './quorum';
 
@@ -14,7 +14,7 @@ export interface EngineLock {
   /** Monotonic (`performance.now()`) time until which the lock is valid. */
   readonly deadline: number;
   /** Validity left when the operation returned, in ms. */
-  readonly validity: number;
+  validity: number;
   /** The random lock value (never logged). */
   readonly value: string;
   /** Strictly increasing per key across all holders. */
@@ -83,7 +83,7 @@ export class RedlockEngine {
    */
   async acquire(keys: string[], ttl: number): Promise<EngineLock> {
     const start = performance.now();
-    const value = randomBytes(16).toString('hex');
+    const value = newLockValue();
     const redisKeys = keys.map((k) => this.redisKey(k));
     const fenceKeys = keys.map((k) => this.fenceKey(k));
     const n = keys.length;
@@ -105,8 +105,10 @@ export class RedlockEngine {
       if (token !== 0 && t !== token) agree = false;
       if (t > token) token = t;
     }
+    const deadline = start + ttl - this.drift(ttl);
     const lock: EngineLock = {
-      ...this.measure(start, ttl),
+      deadline,
+      validity: 0,
       value,
       fencingToken: token,
       redisKeys,
@@ -125,12 +127,13 @@ export class RedlockEngine {
         throw this.failure(fenced, keys, 'busy');
       }
     }
-    const validity = lock.deadline - performance.now();
+    const validity = deadline - performance.now();
     if (validity < Math.max(1, ttl * 0.05)) {
       void this.release(lock, keys).catch(() => undefined);
       throw new LockUnavailableError(keys, Messages.lowValidity(keys, Math.floor(validity), ttl));
     }
-    return { ...lock, validity };
+    lock.validity = validity;
+    return lock;
   }
 
   /**
@@ -174,7 +177,7 @@ export class RedlockEngine {
    */
   async claim(key: string, ttl: number): Promise<boolean> {
     const full = this.redisKey(key);
-    const value = randomBytes(16).toString('hex');
+    const value = newLockValue();
     const tally = await vote(this.clients.length, (i) =>
       this.clients[i]
         .set(full, value, 'PX', ttl, 'NX')

@@ -1,0 +1,138 @@
+/**
+ * A fault-suite worker: its own process with a bare LockService, doing locked critical sections on
+ * a separate "resource" Redis that checks them (ShedLock / Jepsen style):
+ * - occupancy: INCR occ must return 1 inside the lock;
+ * - lost update: GET counter, short random sleep, SET counter+1 (the end value must equal the runs);
+ * - fenced store: a write is accepted only if its fencing token is >= the highest seen.
+ * Commands arrive over IPC; results go back the same way.
+ */
+import 'reflect-metadata';
+import { Test } from '@nestjs/testing';
+import { Redis } from 'ioredis';
+import {
+  DistributedLockModule,
+  LockService,
+  LockUnavailableError,
+  LockBusyError,
+} from '@app/distributed-lock';
+
+const FENCED_WRITE = `
+local hi = tonumber(redis.call('GET', KEYS[1]) or '0')
+local t = tonumber(ARGV[1])
+if t < hi then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1`;
+
+interface RunCommand {
+  op: 'run';
+  runs: number;
+  key: string;
+  ttl: number;
+  autoExtend: boolean;
+  workMs: number;
+  wait: number;
+}
+interface HoldCommand {
+  op: 'hold';
+  key: string;
+  ttl: number;
+}
+type Command = RunCommand | HoldCommand | { op: 'exit' };
+
+const resource = new Redis(process.env.RESOURCE_URL!, { maxRetriesPerRequest: 1 });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const fencedWrite = async (key: string, token: number) =>
+  (await resource.eval(FENCED_WRITE, 1, `fence-store:${key}`, token)) === 1;
+
+async function main(): Promise<void> {
+  const app = await Test.createTestingModule({
+    imports: [
+      DistributedLockModule.forRoot({
+        connections: process.env.REDIS_URLS!.split(','),
+        logger: false,
+      }),
+    ],
+  }).compile();
+  await app.init();
+  const locks = app.get(LockService);
+
+  const run = async (c: RunCommand) => {
+    const stats = {
+      runs: 0,
+      busy: 0,
+      unavailable: 0,
+      errors: 0,
+      violations: 0,
+      rejected: 0,
+      unavailableMs: [] as number[],
+    };
+    for (let i = 0; i < c.runs; i += 1) {
+      const t0 = performance.now();
+      try {
+        await locks.runExclusive(
+          c.key,
+          async (lock) => {
+            if ((await resource.incr(`occ:${c.key}`)) !== 1) stats.violations += 1;
+            const v = Number((await resource.get(`ctr:${c.key}`)) ?? 0);
+            await sleep(Math.random() * c.workMs);
+            await resource.set(`ctr:${c.key}`, v + 1);
+            if (!(await fencedWrite(c.key, lock.fencingToken))) stats.rejected += 1;
+            await resource.decr(`occ:${c.key}`);
+            stats.runs += 1;
+          },
+          { ttl: c.ttl, autoExtend: c.autoExtend, wait: c.wait, retry: { delay: 2, maxDelay: 50 } },
+        );
+      } catch (e) {
+        if (e instanceof LockUnavailableError) {
+          stats.unavailable += 1;
+          stats.unavailableMs.push(performance.now() - t0);
+        } else if (e instanceof LockBusyError) stats.busy += 1;
+        else stats.errors += 1;
+      }
+    }
+    return stats;
+  };
+
+  const hold = (c: HoldCommand) =>
+    locks.runExclusive(
+      c.key,
+      async (lock) => {
+        const token = lock.fencingToken;
+        const accepted = await fencedWrite(c.key, token);
+        process.send!({ holding: true, token, accepted });
+        // Work in small steps; a step that took far longer than planned means we were frozen.
+        let last = performance.now();
+        for (let i = 0; i < 500; i += 1) {
+          await sleep(20);
+          const now = performance.now();
+          if (now - last > c.ttl) break;
+          last = now;
+        }
+        const abortedOnResume = lock.signal.aborted;
+        const lateWriteAccepted = await fencedWrite(c.key, token);
+        return { abortedOnResume, lateWriteAccepted, token };
+      },
+      { ttl: c.ttl },
+    );
+
+  process.on('message', (c: Command) => {
+    if (c.op === 'exit') {
+      void app.close().then(async () => {
+        await resource.quit();
+        process.exit(0);
+      });
+      return;
+    }
+    const job = c.op === 'run' ? run(c) : hold(c);
+    job.then(
+      (result) => process.send!({ result }),
+      (e: unknown) => process.send!({ error: String(e) }),
+    );
+  });
+  process.send!('ready');
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
