@@ -113,4 +113,26 @@ describe('fencing tokens', () => {
       await fleet.stop();
     }
   });
+
+  it('stay monotonic when one instance runs far ahead (a fast clock) and then dies', async () => {
+    const fleet = await RedisFleet.start(3);
+    try {
+      const [a] = await replicas(fleet, 1);
+      const [fast] = inspectors([fleet.urls[0]]);
+      const ahead = Date.now() + 3_600_000; // an hour ahead
+      await fast.set('fence:lock:skewed', String(ahead));
+      await closeAll([fast]);
+      const first = await a.acquire('skewed');
+      expect(first.fencingToken).toBeGreaterThan(ahead);
+      await first.release();
+      // Only the write-back put the high token on instances 1 and 2; without it they would now
+      // issue clock-based tokens an hour lower.
+      await fleet.nodes[0].kill();
+      const second = await a.acquire('skewed');
+      expect(second.fencingToken).toBeGreaterThan(first.fencingToken);
+      await second.release();
+    } finally {
+      await fleet.stop();
+    }
+  });
 });

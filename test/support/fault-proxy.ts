@@ -5,31 +5,23 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  * both directions, or cut every connection. Loopback only.
  */
 export class FaultProxy {
+  /** Added to every chunk, each direction (so a round trip gets twice this). */
   latencyMs = 0;
+  /** Up to this much more, at random, per chunk. */
   jitterMs = 0;
   private readonly sockets = new Set<Socket>();
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
+  private readonly server: Server;
+  private port = 0;
+
+  private constructor(private readonly targetPort: number) {
+    this.server = createServer((client) => this.bridge(client));
+  }
 
   /** Starts a proxy on a free loopback port forwarding to `targetPort`. */
   static async start(targetPort: number): Promise<FaultProxy> {
-    let proxy!: FaultProxy;
-    const server = createServer((client) => {
-      const upstream = createConnection({ host: '127.0.0.1', port: targetPort });
-      proxy.track(client, upstream);
-      const pipe = (from: Socket, to: Socket) =>
-        from.on('data', (chunk) => {
-          const delay = proxy.latencyMs + Math.random() * proxy.jitterMs;
-          if (delay <= 0) to.write(chunk);
-          else setTimeout(() => to.writable && to.write(chunk), delay);
-        });
-      pipe(client, upstream);
-      pipe(upstream, client);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    proxy = new FaultProxy(server, (server.address() as { port: number }).port);
+    const proxy = new FaultProxy(targetPort);
+    await new Promise<void>((r) => proxy.server.listen(0, '127.0.0.1', r));
+    proxy.port = (proxy.server.address() as { port: number }).port;
     return proxy;
   }
 
@@ -47,15 +39,24 @@ export class FaultProxy {
     await new Promise((r) => this.server.close(r));
   }
 
-  private track(a: Socket, b: Socket): void {
-    for (const s of [a, b]) {
+  private bridge(client: Socket): void {
+    const upstream = createConnection({ host: '127.0.0.1', port: this.targetPort });
+    for (const s of [client, upstream]) {
       this.sockets.add(s);
+      s.on('error', () => undefined);
       s.on('close', () => {
         this.sockets.delete(s);
-        a.destroy();
-        b.destroy();
+        client.destroy();
+        upstream.destroy();
       });
-      s.on('error', () => undefined);
     }
+    const pipe = (from: Socket, to: Socket) =>
+      from.on('data', (chunk) => {
+        const delay = this.latencyMs + Math.random() * this.jitterMs;
+        if (delay <= 0) to.write(chunk);
+        else setTimeout(() => to.writable && to.write(chunk), delay);
+      });
+    pipe(client, upstream);
+    pipe(upstream, client);
   }
 }

@@ -3,16 +3,27 @@
  *
  * Keys: the lock keys first, then (for acquire and fence) one fencing counter per lock key, in the
  * same order. ARGV[1] is always the lock value (128 random bits, hex). Counters never expire.
- * Commands used (for a least-privilege ACL): SET, GET, DEL, EXISTS, PEXPIRE, INCR, plus EVALSHA/EVAL.
+ * A grant moves a counter to max(counter + 1, the instance's clock in ms): strictly increasing like a
+ * plain counter and, if the instance restarted empty, back above the tokens issued before (within the
+ * clock skew between Redis hosts). docs/SAFETY.md has the argument.
+ * Commands used (for a least-privilege ACL): SET, GET, DEL, EXISTS, PEXPIRE, TIME, plus EVALSHA/EVAL.
  * @internal
  */
 
-/** Sets every lock key if none exists and increments its counter; returns the largest counter, or -1 if held. */
+/** Sets every lock key if none exists and advances its counter; returns the largest counter, or -1 if held. */
 export const ACQUIRE = `
+local function advance(key)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local c = tonumber(redis.call('GET', key) or '0') + 1
+  if now > c then c = now end
+  redis.call('SET', key, string.format('%d', c))
+  return c
+end
 local n = tonumber(ARGV[3])
 if n == 1 then
   if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
-  return redis.call('INCR', KEYS[2])
+  return advance(KEYS[2])
 end
 for i = 1, n do
   if redis.call('EXISTS', KEYS[i]) == 1 then return -1 end
@@ -20,7 +31,7 @@ end
 local token = 0
 for i = 1, n do
   redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
-  local c = redis.call('INCR', KEYS[n + i])
+  local c = advance(KEYS[n + i])
   if c > token then token = c end
 end
 return token
