@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import { LockUnavailableError } from '@app/distributed-lock';
 import { FaultProxy } from '../support/fault-proxy';
 import { RedisFleet } from '../support/redis-fleet';
-import { closeAll, delay, inspectors, lockApp } from '../support/lock-app';
+import { closeAll, delay, inspectors, lockApp, type LockApp } from '../support/lock-app';
 import { startReplica, stopReplica, type Replica } from '../support/replicas';
 
 interface RunStats {
@@ -42,6 +42,15 @@ function next(worker: Replica, pick: (m: Message) => boolean): Promise<Message> 
 }
 
 const report: string[] = [];
+/** Apps a test opened; closed after each test even when an assertion failed (or jest never exits). */
+const openApps: LockApp[] = [];
+const opened = (app: LockApp): LockApp => {
+  openApps.push(app);
+  return app;
+};
+afterEach(async () => {
+  await Promise.all(openApps.splice(0).map((a) => a.close().catch(() => undefined)));
+});
 const started = Date.now();
 const FENCED_WRITE =
   "local hi = tonumber(redis.call('GET', KEYS[1]) or '0') if tonumber(ARGV[1]) < hi then return 0 end redis.call('SET', KEYS[1], ARGV[1]) return 1";
@@ -250,8 +259,8 @@ describe('fault injection (3 Redis instances, 4 worker processes)', () => {
     const frozenAt = Date.now();
     a.child.kill('SIGSTOP');
     try {
-      const b = await lockApp({ connections: fleet.urls });
-      const lock = await b.locks.acquire('frozen', { wait: 5_000, ttl: 5_000 });
+      const b = opened(await lockApp({ connections: fleet.urls }));
+      const lock = await b.locks.acquire('frozen', { wait: 5_000, ttl: 30_000 });
       const takeoverMs = Date.now() - frozenAt;
       expect(lock.fencingToken).toBeGreaterThan(h.token!);
       expect(await resource.eval(FENCED_WRITE, 1, 'fence-store:frozen', lock.fencingToken)).toBe(1);
@@ -269,7 +278,6 @@ describe('fault injection (3 Redis instances, 4 worker processes)', () => {
       );
       expect(result).toEqual({ abortedOnResume: true, lateWriteAccepted: false, token: h.token });
       await lock.release();
-      await b.close();
     } finally {
       a.child.kill('SIGCONT');
     }
@@ -294,7 +302,7 @@ describe('latency and data loss (in-process replicas)', () => {
   it('accounts for slow replies in validity, and refuses a lock that would arrive nearly expired', async () => {
     const fleet = await RedisFleet.start(1);
     const proxy = await FaultProxy.start(fleet.nodes[0].port);
-    const app = await lockApp({ connections: [proxy.url], commandTimeout: 1_000 });
+    const app = opened(await lockApp({ connections: [proxy.url], commandTimeout: 1_000 }));
     try {
       proxy.latencyMs = 75; // ~150 ms per round trip
       const t0 = Date.now();
@@ -324,7 +332,6 @@ describe('latency and data loss (in-process replicas)', () => {
         `expiresAt reduced by the ${elapsed} ms the reply took; the 480 ms one was refused and released, never returned`,
       );
     } finally {
-      await app.close();
       await proxy.stop();
       await fleet.stop();
     }
@@ -334,10 +341,9 @@ describe('latency and data loss (in-process replicas)', () => {
     const fleet = await RedisFleet.start(3);
     const proxy = await FaultProxy.start(fleet.nodes[0].port);
     const urls = [proxy.url, fleet.urls[1], fleet.urls[2]];
-    const apps = await Promise.all([
-      lockApp({ connections: urls }),
-      lockApp({ connections: urls }),
-    ]);
+    const apps = (
+      await Promise.all([lockApp({ connections: urls }), lockApp({ connections: urls })])
+    ).map(opened);
     try {
       proxy.latencyMs = 50;
       proxy.jitterMs = 150;
@@ -374,7 +380,6 @@ describe('latency and data loss (in-process replicas)', () => {
       );
       expect({ runs, overlaps }).toEqual({ runs: 320, overlaps: 0 });
     } finally {
-      await Promise.all(apps.map((a) => a.close()));
       await proxy.stop();
       await fleet.stop();
     }
@@ -384,11 +389,11 @@ describe('latency and data loss (in-process replicas)', () => {
     const fleet = await RedisFleet.start(3);
     try {
       await fleet.nodes[2].kill();
-      const a = await lockApp({ connections: fleet.urls });
+      const a = opened(await lockApp({ connections: fleet.urls }));
       const lockA = await a.locks.acquire('lost', { ttl: 10_000 }); // granted by instances 0 and 1
       await fleet.nodes[2].start();
       await fleet.nodes[1].restart(); // no persistence: A's key on instance 1 is gone, at once
-      const b = await lockApp({ connections: fleet.urls });
+      const b = opened(await lockApp({ connections: fleet.urls }));
       const lockB = await b.locks.acquire('lost', { wait: 0 }); // instances 1 and 2: a double grant
       expect(lockA.signal.aborted).toBe(false);
       expect(lockB.fencingToken).not.toBe(lockA.fencingToken);
@@ -406,8 +411,6 @@ describe('latency and data loss (in-process replicas)', () => {
         0,
         `double grant happened (expected, documented); the fence kept token ${Math.max(lockA.fencingToken, lockB.fencingToken)} and rejected the stale writer`,
       );
-      await a.close();
-      await b.close();
     } finally {
       await fleet.stop();
     }
@@ -417,12 +420,12 @@ describe('latency and data loss (in-process replicas)', () => {
     const fleet = await RedisFleet.start(3);
     try {
       await fleet.nodes[2].kill();
-      const a = await lockApp({ connections: fleet.urls });
+      const a = opened(await lockApp({ connections: fleet.urls }));
       const lockA = await a.locks.acquire('lost-later', { ttl: 1_000 });
       await fleet.nodes[1].kill();
       await delay(1_100); // the delayed-restart rule: stay down at least the longest TTL
       await Promise.all([fleet.nodes[1].start(), fleet.nodes[2].start()]);
-      const b = await lockApp({ connections: fleet.urls });
+      const b = opened(await lockApp({ connections: fleet.urls }));
       const lockB = await b.locks.acquire('lost-later', { wait: 0 });
       expect(lockA.expiresAt).toBeLessThanOrEqual(Date.now());
       expect(lockA.signal.aborted).toBe(true);
@@ -434,8 +437,6 @@ describe('latency and data loss (in-process replicas)', () => {
         'the first lock had expired (signal aborted) before the second was granted: no overlap',
       );
       await lockB.release();
-      await a.close();
-      await b.close();
     } finally {
       await fleet.stop();
     }

@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 
 const INSTALL_HINT =
   'redis-server was not found on PATH. The tests run against real Redis processes. Install it with ' +
@@ -28,12 +29,23 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** TLS material for a server started by the harness. */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  /** The CA certificate (PEM), for clients. */
+  ca: string;
+}
+
 /** Resolves when the server at `port` answers PING, or rejects after `timeoutMs`. */
-export async function waitForPing(port: number, timeoutMs = 5_000): Promise<void> {
+export async function waitForPing(port: number, timeoutMs = 5_000, tls?: TlsFiles): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const socket = createConnection({ port, host: '127.0.0.1' });
+      const socket: Socket = tls
+        ? tlsConnect({ port, host: '127.0.0.1', ca: tls.ca, servername: 'localhost' })
+        : createConnection({ port, host: '127.0.0.1' });
       const done = (v: boolean) => {
         socket.destroy();
         resolve(v);
@@ -41,7 +53,7 @@ export async function waitForPing(port: number, timeoutMs = 5_000): Promise<void
       socket.setTimeout(500, () => done(false));
       socket.on('error', () => done(false));
       socket.on('data', (d) => done(d.toString().startsWith('+PONG')));
-      socket.on('connect', () => socket.write('PING\r\n'));
+      socket.on(tls ? 'secureConnect' : 'connect', () => socket.write('PING\r\n'));
     });
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer PING`);
@@ -62,11 +74,13 @@ export class RedisNode {
   constructor(
     readonly port: number,
     private readonly extraArgs: string[] = [],
+    /** When set, the server listens only with TLS on `port`. */
+    readonly tls?: TlsFiles,
   ) {}
 
-  /** `redis://127.0.0.1:<port>` */
+  /** `redis://127.0.0.1:<port>` (`rediss://` with TLS) */
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'rediss' : 'redis'}://127.0.0.1:${this.port}`;
   }
 
   get running(): boolean {
@@ -76,26 +90,22 @@ export class RedisNode {
   /** Starts (or restarts) the server on the same port, with no persistence: it comes back empty. */
   async start(): Promise<void> {
     if (this.child) return;
+    const listen = this.tls
+      ? [
+          ...['--port', '0', '--tls-port', String(this.port), '--tls-auth-clients', 'no'],
+          ...['--tls-cert-file', this.tls.certFile, '--tls-key-file', this.tls.keyFile],
+          ...['--tls-ca-cert-file', this.tls.caFile],
+        ]
+      : ['--port', String(this.port)];
     const child = spawn(
       redisServerBinary(),
       [
-        '--port',
-        String(this.port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        this.dir,
-        '--enable-debug-command',
-        'local',
-        '--protected-mode',
-        'no',
+        ...listen,
+        ...['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
+        ...['--enable-debug-command', 'local', '--protected-mode', 'no'],
         ...this.extraArgs,
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      { stdio: 'ignore' },
     );
     live.add(child);
     child.once('exit', () => {
@@ -103,7 +113,7 @@ export class RedisNode {
       if (this.child === child) this.child = undefined;
     });
     this.child = child;
-    await waitForPing(this.port);
+    await waitForPing(this.port, 5_000, this.tls);
   }
 
   /** SIGKILL: the instance vanishes with everything it held. */
@@ -144,12 +154,12 @@ export class RedisFleet {
   private constructor(readonly nodes: RedisNode[]) {}
 
   /** Starts `n` servers (never on fixed ports). */
-  static async start(n: number, extraArgs: string[] = []): Promise<RedisFleet> {
+  static async start(n: number, extraArgs: string[] = [], tls?: TlsFiles): Promise<RedisFleet> {
     redisServerBinary();
     const nodes: RedisNode[] = [];
     try {
       for (let i = 0; i < n; i += 1) {
-        const node = new RedisNode(await freePort(), extraArgs);
+        const node = new RedisNode(await freePort(), extraArgs, tls);
         nodes.push(node);
         await node.start();
       }

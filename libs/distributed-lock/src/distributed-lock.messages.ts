@@ -11,6 +11,9 @@ export const Messages = {
     `${n} Redis instances configured: an even number tolerates no more failures than ${n - 1}; prefer an odd number`,
   unreachableAtBootstrap: (i: number, reason: string) =>
     `Redis entry ${i} is not reachable at startup (${reason}); locks need a majority and will fail closed until it is`,
+  closedBeforeAnswering: (i: number) =>
+    `Redis entry ${i} closed the connection before answering. If that server requires TLS, use a rediss:// URL ` +
+    'or the ioredis `tls` option (with your CA in `tls.ca`); if it requires a password, give `username` / `password`',
   userClientNotFailFast: (i: number) =>
     `client ${i} has the ioredis offline queue enabled or no commandTimeout: a lock call can hang while Redis is down. ` +
     `Set enableOfflineQueue: false and commandTimeout (e.g. 500), or pass \`connections\` and let the module configure them.`,

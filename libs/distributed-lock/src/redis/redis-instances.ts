@@ -63,7 +63,13 @@ export class RedisInstances {
             await client.connect();
           } catch (error) {
             this.down.add(i);
-            this.logger?.error(Messages.unreachableAtBootstrap(i, (error as Error).message));
+            const message = (error as Error).message;
+            // ioredis says only "Connection is closed." when a TLS server drops a plaintext client.
+            this.logger?.error(
+              /Connection is closed/.test(message)
+                ? Messages.closedBeforeAnswering(i)
+                : Messages.unreachableAtBootstrap(i, message),
+            );
           }
         }),
       );

@@ -1,0 +1,123 @@
+import { Redis } from 'ioredis';
+import { LockUnavailableError } from '@app/distributed-lock';
+import { RedisFleet } from './support/redis-fleet';
+import { makeTestCa } from './support/test-ca';
+import { CapturingLogger, closeAll, lockApp } from './support/lock-app';
+
+/** The documented least-privilege ACL for the lock client (README, "Security"). */
+export const LOCK_ACL =
+  'on >s3cret-pass -@all +evalsha +eval +set +get +del +exists +pexpire +time +ping +info ~lock:* ~fence:lock:*';
+
+describe('security', () => {
+  it('works with the documented least-privilege ACL user, and that user can touch nothing else', async () => {
+    const fleet = await RedisFleet.start(3);
+    const admins = fleet.urls.map((u) => new Redis(u));
+    try {
+      await Promise.all(
+        admins.map((a) => a.call('ACL', 'SETUSER', 'locker', ...LOCK_ACL.split(' '))),
+      );
+      await Promise.all(admins.map((a) => a.call('ACL', 'SETUSER', 'default', 'off')));
+      const connections = fleet.nodes.map((n) => ({
+        host: '127.0.0.1',
+        port: n.port,
+        username: 'locker',
+        password: 's3cret-pass',
+      }));
+      const app = await lockApp({ connections });
+      const lock = await app.locks.acquire(['acl:a', 'acl:b'], { ttl: 5_000 });
+      expect(lock.fencingToken).toBeGreaterThan(0);
+      await lock.extend();
+      expect(await app.locks.isLocked('acl:a')).toBe(true);
+      await lock.release();
+      expect(await app.locks.runExclusive('acl:run', (l) => l.keys, { ttl: 1_000 })).toEqual([
+        'acl:run',
+      ]);
+      expect(await app.locks.engine.claim('acl:tick', 1_000)).toBe(true);
+      await app.close();
+
+      const locker = new Redis({
+        host: '127.0.0.1',
+        port: fleet.nodes[0].port,
+        username: 'locker',
+        password: 's3cret-pass',
+      });
+      await expect(locker.get('orders:1')).rejects.toThrow(/NOPERM/);
+      await expect(locker.flushall()).rejects.toThrow(/NOPERM/);
+      await closeAll([locker]);
+    } finally {
+      await closeAll(admins);
+      await fleet.stop();
+    }
+  });
+
+  it('reports a missing ACL permission as unavailable with the NOPERM reason, never as busy', async () => {
+    const fleet = await RedisFleet.start(1);
+    const [admin] = fleet.urls.map((u) => new Redis(u));
+    try {
+      await admin.call(
+        'ACL',
+        'SETUSER',
+        'narrow',
+        ...LOCK_ACL.replace('+time ', '').replace('>s3cret-pass', '>narrow-pass').split(' '),
+      );
+      const app = await lockApp({
+        connections: [
+          {
+            host: '127.0.0.1',
+            port: fleet.nodes[0].port,
+            username: 'narrow',
+            password: 'narrow-pass',
+          },
+        ],
+      });
+      const error = await app.locks.tryAcquire('noperm').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockUnavailableError);
+      expect(String((error as Error).cause)).toMatch(/NOPERM|can't run this command/i);
+      expect(String((error as Error).cause)).not.toContain('narrow-pass');
+      await app.close();
+    } finally {
+      await closeAll([admin]);
+      await fleet.stop();
+    }
+  });
+
+  describe('TLS', () => {
+    const ca = makeTestCa();
+    let fleet: RedisFleet;
+    beforeAll(async () => {
+      fleet = await RedisFleet.start(3, [], ca);
+    });
+    afterAll(async () => {
+      await fleet.stop();
+      ca.cleanup();
+    });
+
+    it('locks over TLS with a CA given through ioredis options', async () => {
+      const app = await lockApp({
+        connections: fleet.nodes.map((n) => ({
+          host: '127.0.0.1',
+          port: n.port,
+          tls: { ca: ca.ca, servername: 'localhost' },
+        })),
+      });
+      const lock = await app.locks.acquire('tls');
+      expect(lock.fencingToken).toBeGreaterThan(0);
+      await lock.release();
+      await app.close();
+    });
+
+    it('explains a plaintext client at a TLS port instead of "Connection is closed."', async () => {
+      const logger = new CapturingLogger();
+      const app = await lockApp({
+        connections: fleet.nodes.map((n) => `redis://127.0.0.1:${n.port}`),
+        logger,
+        commandTimeout: 300,
+      });
+      await expect(app.locks.tryAcquire('plain')).rejects.toBeInstanceOf(LockUnavailableError);
+      await app.close();
+      expect(logger.at('error').join('\n')).toMatch(
+        /closed the connection before answering.*TLS.*rediss:\/\//,
+      );
+    });
+  });
+});
