@@ -13,6 +13,7 @@ import { Redis } from 'ioredis';
 import { Test } from '@nestjs/testing';
 import { DistributedLockModule, LockService } from '../libs/distributed-lock/src';
 import { failFastOptions } from '../libs/distributed-lock/src/redis/redis-instances';
+import { RedlockEngine } from '../libs/distributed-lock/src/redlock/redlock.engine';
 import { RedisFleet } from '../test/support/redis-fleet';
 import { decoratorCases, routeBench } from './exclusive.bench';
 import { interleave, majority, quantile, type BenchCase, type CaseResult } from './harness';
@@ -46,6 +47,11 @@ async function casesFor(fleet: RedisFleet, label: string) {
   await app.init();
   const locks = app.get(LockService);
   const need = Math.floor(raw.length / 2) + 1;
+  const engineClients = [await clientsFor(fleet.urls), await clientsFor(fleet.urls)];
+  const engines = {
+    on: new RedlockEngine(engineClients[0], 'lock:', 0.01, true),
+    off: new RedlockEngine(engineClients[1], 'lock:', 0.01, false),
+  };
 
   const cases: BenchCase[] = [];
   for (const concurrency of [1, 64]) {
@@ -78,6 +84,24 @@ async function casesFor(fleet: RedisFleet, label: string) {
         },
       },
       {
+        name: 'lock engine, fencing on',
+        group,
+        concurrency,
+        op: async (w, i) => {
+          const k = [`bench:fon:${w}:${i % 1000}`];
+          await engines.on.release(await engines.on.acquire(k, TTL), k);
+        },
+      },
+      {
+        name: 'lock engine, fencing off',
+        group,
+        concurrency,
+        op: async (w, i) => {
+          const k = [`bench:foff:${w}:${i % 1000}`];
+          await engines.off.release(await engines.off.acquire(k, TTL), k);
+        },
+      },
+      {
         name: 'LockService acquire + release',
         group,
         concurrency,
@@ -90,7 +114,7 @@ async function casesFor(fleet: RedisFleet, label: string) {
   }
   const close = async () => {
     await app.close();
-    await Promise.all([...raw, ...direct].map((c) => c.quit()));
+    await Promise.all([...raw, ...direct, ...engineClients.flat()].map((c) => c.quit()));
   };
   return { cases, close };
 }

@@ -48,6 +48,8 @@ export class RedlockEngine {
     private readonly clients: LockClient[],
     private readonly keyPrefix: string,
     private readonly driftFactor: number,
+    /** Issue fencing tokens. Off only in benchmarks, to measure what fencing costs. */
+    private readonly fencing = true,
   ) {
     this.scripted = clients.map((client) => {
       const c = client as LockClient & Partial<ScriptClient>;
@@ -87,7 +89,7 @@ export class RedlockEngine {
     const redisKeys = keys.map((k) => this.redisKey(k));
     const fenceKeys = keys.map((k) => this.fenceKey(k));
     const n = keys.length;
-    const args = [...redisKeys, ...fenceKeys, value, ttl, n];
+    const args = [...redisKeys, ...fenceKeys, value, ttl, n, this.fencing ? 1 : 0];
     const undo = (i: number) =>
       void this.scripted[i].dlockRelease(n, ...redisKeys, value).catch(() => undefined);
     const tally = await vote(
@@ -116,7 +118,7 @@ export class RedlockEngine {
     };
     // Counters that disagree (or several keys) need `token` written back to a majority that still
     // holds the lock, so every later majority meets a counter at least this high (docs/SAFETY.md).
-    if (!agree || n > 1) {
+    if (this.fencing && (!agree || n > 1)) {
       const fenced = await vote(this.clients.length, (i) =>
         this.scripted[i]
           .dlockFence(2 * n, ...redisKeys, ...fenceKeys, value, token, n)
