@@ -3,10 +3,11 @@
  *
  * Keys: the lock keys first, then (for acquire and fence) one fencing counter per lock key, in the
  * same order. ARGV[1] is always the lock value (128 random bits, hex). Counters never expire.
- * A grant moves a counter to max(counter + 1, the instance's clock in ms): strictly increasing like a
- * plain counter and, if the instance restarted empty, back above the tokens issued before (within the
- * clock skew between Redis hosts). docs/SAFETY.md has the argument.
- * Commands used (for a least-privilege ACL): SET, GET, DEL, EXISTS, PEXPIRE, TIME, plus EVALSHA/EVAL.
+ * A grant moves a counter to max(counter + 1, ARGV[5]), the requesting client's clock in ms, the same
+ * value on every instance of one attempt (so instances with the same history agree and need no
+ * write-back): strictly increasing like a plain counter and, on an instance that restarted empty,
+ * back above the tokens issued before (within the clock skew between replicas). docs/SAFETY.md.
+ * Commands used (for a least-privilege ACL): SET, GET, DEL, EXISTS, PEXPIRE, plus EVALSHA/EVAL.
  * @internal
  */
 
@@ -15,9 +16,8 @@
  * held. ARGV[4] = '0' skips the counters (benchmarks only: it measures what fencing costs).
  */
 export const ACQUIRE = `
+local now = tonumber(ARGV[5])
 local function advance(key)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local c = tonumber(redis.call('GET', key) or '0') + 1
   if now > c then c = now end
   redis.call('SET', key, string.format('%d', c))

@@ -89,7 +89,8 @@ export class RedlockEngine {
     const redisKeys = keys.map((k) => this.redisKey(k));
     const fenceKeys = keys.map((k) => this.fenceKey(k));
     const n = keys.length;
-    const args = [...redisKeys, ...fenceKeys, value, ttl, n, this.fencing ? 1 : 0];
+    // Date.now() floors the counters (see lock.scripts.ts); one value for every instance of this attempt.
+    const args = [...redisKeys, ...fenceKeys, value, ttl, n, this.fencing ? 1 : 0, Date.now()];
     const undo = (i: number) =>
       void this.scripted[i].dlockRelease(n, ...redisKeys, value).catch(() => undefined);
     const tally = await vote(
