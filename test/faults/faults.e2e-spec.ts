@@ -10,16 +10,7 @@ import { FaultProxy } from '../support/fault-proxy';
 import { RedisFleet } from '../support/redis-fleet';
 import { closeAll, delay, inspectors, lockApp, type LockApp } from '../support/lock-app';
 import { startReplica, stopReplica, type Replica } from '../support/replicas';
-
-interface RunStats {
-  runs: number;
-  busy: number;
-  unavailable: number;
-  errors: number;
-  violations: number;
-  rejected: number;
-  unavailableMs: number[];
-}
+import { addStats, FENCED_WRITE, type RunStats } from './checkers';
 
 type Message = {
   result?: unknown;
@@ -52,8 +43,6 @@ afterEach(async () => {
   await Promise.all(openApps.splice(0).map((a) => a.close().catch(() => undefined)));
 });
 const started = Date.now();
-const FENCED_WRITE =
-  "local hi = tonumber(redis.call('GET', KEYS[1]) or '0') if tonumber(ARGV[1]) < hi then return 0 end redis.call('SET', KEYS[1], ARGV[1]) return 1";
 
 afterAll(() => {
   const doc = [
@@ -105,26 +94,7 @@ describe('fault injection (3 Redis instances, 4 worker processes)', () => {
         return answer.then((m) => m.result as RunStats);
       }),
     );
-    const total = results.reduce(
-      (a, r) => ({
-        runs: a.runs + r.runs,
-        busy: a.busy + r.busy,
-        unavailable: a.unavailable + r.unavailable,
-        errors: a.errors + r.errors,
-        violations: a.violations + r.violations,
-        rejected: a.rejected + r.rejected,
-        unavailableMs: [...a.unavailableMs, ...r.unavailableMs],
-      }),
-      {
-        runs: 0,
-        busy: 0,
-        unavailable: 0,
-        errors: 0,
-        violations: 0,
-        rejected: 0,
-        unavailableMs: [] as number[],
-      },
-    );
+    const total = addStats(results);
     const counter = Number((await resource.get(`ctr:${key}`)) ?? 0);
     return { ...total, lostUpdates: total.runs - counter };
   };

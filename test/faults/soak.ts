@@ -7,6 +7,7 @@
 import { Redis } from 'ioredis';
 import { RedisFleet } from '../support/redis-fleet';
 import { startReplica, stopReplica, type Replica } from '../support/replicas';
+import { addStats, type RunStats } from './checkers';
 
 const SECTIONS = Number(process.env.SOAK_SECTIONS ?? 100_000);
 const MAX_S = Number(process.env.SOAK_MAX_S ?? 900);
@@ -21,14 +22,6 @@ function rng(a: number): () => number {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
   };
-}
-
-interface Stats {
-  runs: number;
-  violations: number;
-  rejected: number;
-  unavailable: number;
-  errors: number;
 }
 
 async function main(): Promise<number> {
@@ -67,14 +60,14 @@ async function main(): Promise<number> {
       }
     }
   })();
-  const total: Stats = { runs: 0, violations: 0, rejected: 0, unavailable: 0, errors: 0 };
+  let total = addStats([]);
   const perBatch = 250;
   while (total.runs < SECTIONS && Date.now() < deadline) {
     const results = await Promise.all(
       workers.map(
         (w) =>
-          new Promise<Stats>((resolve) => {
-            w.child.once('message', (m: { result: Stats }) => resolve(m.result));
+          new Promise<RunStats>((resolve) => {
+            w.child.once('message', (m: { result: RunStats }) => resolve(m.result));
             w.child.send({
               op: 'run',
               key: 'soak',
@@ -87,8 +80,7 @@ async function main(): Promise<number> {
           }),
       ),
     );
-    for (const r of results)
-      for (const k of Object.keys(total) as Array<keyof Stats>) total[k] += r[k];
+    total = addStats([total, ...results]);
     process.stdout.write(
       `\r${total.runs} sections, ${chaos} chaos events, ${total.violations} violations`,
     );

@@ -9,19 +9,13 @@
 import 'reflect-metadata';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
+import { emptyStats, FENCED_WRITE } from './checkers';
 import {
   DistributedLockModule,
   LockService,
   LockUnavailableError,
   LockBusyError,
 } from '@app/distributed-lock';
-
-const FENCED_WRITE = `
-local hi = tonumber(redis.call('GET', KEYS[1]) or '0')
-local t = tonumber(ARGV[1])
-if t < hi then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1`;
 
 interface RunCommand {
   op: 'run';
@@ -57,15 +51,7 @@ async function main(): Promise<void> {
   const locks = app.get(LockService);
 
   const run = async (c: RunCommand) => {
-    const stats = {
-      runs: 0,
-      busy: 0,
-      unavailable: 0,
-      errors: 0,
-      violations: 0,
-      rejected: 0,
-      unavailableMs: [] as number[],
-    };
+    const stats = emptyStats();
     for (let i = 0; i < c.runs; i += 1) {
       const t0 = performance.now();
       try {

@@ -1,0 +1,46 @@
+/** What the fault workers and the suite share: the fenced store and the per-run counts. */
+
+/** A fenced store: accepts a write only if its token is >= the highest seen (KEYS[1]), else 0. */
+export const FENCED_WRITE = `
+local hi = tonumber(redis.call('GET', KEYS[1]) or '0')
+local t = tonumber(ARGV[1])
+if t < hi then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1`;
+
+/** Counts of one batch of critical sections in one worker. */
+export interface RunStats {
+  runs: number;
+  busy: number;
+  unavailable: number;
+  errors: number;
+  violations: number;
+  rejected: number;
+  unavailableMs: number[];
+}
+
+/** All-zero counts. */
+export const emptyStats = (): RunStats => ({
+  runs: 0,
+  busy: 0,
+  unavailable: 0,
+  errors: 0,
+  violations: 0,
+  rejected: 0,
+  unavailableMs: [],
+});
+
+/** Sums counts from several workers. */
+export function addStats(list: RunStats[]): RunStats {
+  const total = emptyStats();
+  for (const r of list) {
+    total.runs += r.runs;
+    total.busy += r.busy;
+    total.unavailable += r.unavailable;
+    total.errors += r.errors;
+    total.violations += r.violations;
+    total.rejected += r.rejected;
+    total.unavailableMs.push(...r.unavailableMs);
+  }
+  return total;
+}
