@@ -190,6 +190,10 @@ describe('DistributedLockModule', () => {
     await borrowed.locks.runExclusive('borrowed', () => undefined);
     await borrowed.close();
     expect(clients.map((c) => c.status)).toEqual(['ready', 'ready', 'ready']);
+    // Handed back as they came: none of our listeners left on the user's clients.
+    expect(clients.map((c) => c.listenerCount('error') + c.listenerCount('ready'))).toEqual([
+      0, 0, 0,
+    ]);
     expect(await clients[0].ping()).toBe('PONG');
     await closeAll([...clients, ...admin]);
   });

@@ -37,6 +37,8 @@ export class RedisInstances {
   readonly clients: LockClient[];
   private readonly owned: boolean;
   private readonly down = new Set<number>();
+  /** Removes our listeners: borrowed clients go back to their owner as they came. */
+  private readonly unwatch: Array<() => void> = [];
 
   constructor(
     private readonly options: ResolvedLockOptions,
@@ -94,6 +96,7 @@ export class RedisInstances {
 
   /** Closes the clients this module created; borrowed clients are left alone. */
   async close(): Promise<void> {
+    for (const undo of this.unwatch.splice(0)) undo();
     if (!this.owned) return;
     await Promise.all(
       this.clients.map(async (client) => {
@@ -136,13 +139,19 @@ export class RedisInstances {
 
   private watch(client: LockClient, i: number): void {
     // One line per outage, not one per reconnect attempt.
-    client.on('error', (error: Error) => {
+    const onError = (error: Error) => {
       if (this.down.has(i)) return;
       this.down.add(i);
       this.logger?.error(Messages.redisError(i, error.message));
-    });
-    client.on('ready', () => {
+    };
+    const onReady = () => {
       if (this.down.delete(i)) this.logger?.log(Messages.redisRecovered(i));
+    };
+    client.on('error', onError);
+    client.on('ready', onReady);
+    this.unwatch.push(() => {
+      client.off('error', onError);
+      client.off('ready', onReady);
     });
   }
 }
