@@ -10,22 +10,18 @@ import { performance } from 'node:perf_hooks';
 import { AutoExtender } from './auto-extender';
 import { DISTRIBUTED_LOCK_OPTIONS } from './distributed-lock.constants';
 import { Messages } from './distributed-lock.messages';
-import { InvalidLockArgumentError } from './errors/invalid-lock-argument.error';
 import { LockBusyError } from './errors/lock-busy.error';
 import { LockUnavailableError } from './errors/lock-unavailable.error';
 import type { AcquireOptions, RunOptions } from './interfaces/acquire-options.interface';
 import type { Lock } from './interfaces/lock.interface';
 import { LockHandle, type LockHandleOwner } from './lock';
 import type { ResolvedLockOptions } from './options/resolved-options';
-import { checkExtendWindow, resolveRetry } from './options/validate-options';
-import { checkBoolean, checkInteger } from './options/validators';
+import { checkExtendWindow, extendThresholdFor, resolveRetry } from './options/validate-options';
+import { argumentError, checkBoolean, checkInteger } from './options/validators';
 import { RedisInstances } from './redis/redis-instances';
 import { RedlockEngine } from './redlock/redlock.engine';
 import { backoffDelay, sleep } from './utils/backoff';
 import { normalizeKeys } from './utils/keys';
-
-const argumentError = (field: string, message: string) =>
-  new InvalidLockArgumentError(field, message);
 
 /** Run options after validation. @internal */
 interface ResolvedRun {
@@ -222,7 +218,7 @@ export class LockService
     const extender = run.autoExtend
       ? new AutoExtender(
           lock,
-          this.options.extendThreshold ?? Math.floor(lock.ttl / 2),
+          extendThresholdFor(lock.ttl, this.options.extendThreshold),
           run.lockAtMostFor === undefined ? undefined : started + run.lockAtMostFor,
           this.options.logger,
         )

@@ -1,9 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { Messages } from './distributed-lock.messages';
-import { InvalidLockArgumentError } from './errors/invalid-lock-argument.error';
 import { LockLostError } from './errors/lock-lost.error';
 import type { Lock } from './interfaces/lock.interface';
-import { checkInteger } from './options/validators';
+import { argumentError, checkInteger } from './options/validators';
 import type { EngineLock, RedlockEngine } from './redlock/redlock.engine';
 
 /** What a handle tells its owner (the LockService) about its life. @internal */
@@ -12,9 +11,6 @@ export interface LockHandleOwner {
   /** Called once, when the handle stops holding the lock (released, shortened, lost). */
   forget(handle: LockHandle): void;
 }
-
-const argumentError = (field: string, message: string) =>
-  new InvalidLockArgumentError(field, message);
 
 /**
  * The {@link Lock} implementation. Keeps a monotonic deadline; once `signal` is observed, a timer

@@ -62,6 +62,15 @@ export function resolveRetry(
 }
 
 /**
+ * When auto-extension renews a lock of `ttl` ms: `extendThreshold` ms before it expires, or at half
+ * the TTL by default. The one place that default lives.
+ * @internal
+ */
+export function extendThresholdFor(ttl: number, extendThreshold: number | undefined): number {
+  return extendThreshold ?? Math.floor(ttl / 2);
+}
+
+/**
  * Checks that auto-extension has room to run for a lock of `ttl` ms.
  * @internal
  */
@@ -71,7 +80,7 @@ export function checkExtendWindow(
   field: string,
   fail: ErrorFactory = configError,
 ): void {
-  const threshold = extendThreshold ?? Math.floor(ttl / 2);
+  const threshold = extendThresholdFor(ttl, extendThreshold);
   if (ttl - threshold < MIN_EXTEND_WINDOW_MS) {
     throw fail(
       field,

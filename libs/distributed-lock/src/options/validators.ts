@@ -1,12 +1,17 @@
 import { MAX_TIMER_MS } from '../distributed-lock.constants';
 import { DistributedLockConfigError } from '../errors/distributed-lock-config.error';
+import { InvalidLockArgumentError } from '../errors/invalid-lock-argument.error';
 
 /** Builds the typed error a validator throws; lets call-argument checks throw a subclass. */
 export type ErrorFactory = (field: string, message: string) => DistributedLockConfigError;
 
-/** @internal */
+/** Errors for invalid module or decorator options. @internal */
 export const configError: ErrorFactory = (field, message) =>
   new DistributedLockConfigError(field, message);
+
+/** Errors for invalid call arguments (a subclass, same `field`). @internal */
+export const argumentError: ErrorFactory = (field, message) =>
+  new InvalidLockArgumentError(field, message);
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);

@@ -19,9 +19,8 @@ export interface EngineLock {
   readonly value: string;
   /** Strictly increasing per key across all holders. */
   readonly fencingToken: number;
-  /** Redis keys of the locks and of their fencing counters. */
+  /** Redis keys of the locks (their fencing counters are only needed while acquiring). */
   readonly redisKeys: string[];
-  readonly fenceKeys: string[];
 }
 
 type Script = (numKeys: number, ...args: Array<string | number>) => Promise<unknown>;
@@ -115,7 +114,6 @@ export class RedlockEngine {
       value,
       fencingToken: token,
       redisKeys,
-      fenceKeys,
     };
     // Counters that disagree (or several keys) need `token` written back to a majority that still
     // holds the lock, so every later majority meets a counter at least this high (docs/SAFETY.md).

@@ -1,7 +1,5 @@
 import { MAX_KEY_LENGTH } from '../distributed-lock.constants';
-import { InvalidLockArgumentError } from '../errors/invalid-lock-argument.error';
-
-const fail = (field: string, message: string) => new InvalidLockArgumentError(field, message);
+import { argumentError } from '../options/validators';
 
 /**
  * Turns a key or key list into a de-duplicated list of valid keys.
@@ -10,15 +8,18 @@ const fail = (field: string, message: string) => new InvalidLockArgumentError(fi
  */
 export function normalizeKeys(key: unknown): string[] {
   const list: unknown[] = Array.isArray(key) ? key : [key];
-  if (list.length === 0) throw fail('key', 'must not be an empty list');
+  if (list.length === 0) throw argumentError('key', 'must not be an empty list');
   const out: string[] = [];
   list.forEach((k, i) => {
     const field = Array.isArray(key) ? `key[${i}]` : 'key';
     if (typeof k !== 'string')
-      throw fail(field, `must be a non-empty string, got ${k === null ? 'null' : typeof k}`);
-    if (k.length === 0) throw fail(field, 'must be a non-empty string, got ""');
+      throw argumentError(
+        field,
+        `must be a non-empty string, got ${k === null ? 'null' : typeof k}`,
+      );
+    if (k.length === 0) throw argumentError(field, 'must be a non-empty string, got ""');
     if (k.length > MAX_KEY_LENGTH) {
-      throw fail(field, `must be at most ${MAX_KEY_LENGTH} characters, got ${k.length}`);
+      throw argumentError(field, `must be at most ${MAX_KEY_LENGTH} characters, got ${k.length}`);
     }
     if (!out.includes(k)) out.push(k);
   });
