@@ -1,8 +1,10 @@
-import type { LoggerService } from '@nestjs/common';
-import { performance } from 'node:perf_hooks';
 import { Messages } from './distributed-lock.messages';
 import { LockLostError } from './errors/lock-lost.error';
+import type { LockEvents } from './events/lock-events';
 import type { LockHandle } from './lock';
+
+// The global `performance`, not node:perf_hooks': jest's fake timers replace the global, so lock
+// deadlines follow `jest.advanceTimersByTime` (the testing kit); outside jest both are the same object.
 
 /**
  * Keeps a lock alive while work runs: extends it when `threshold` ms of validity are left, retries a
@@ -20,7 +22,7 @@ export class AutoExtender {
     private readonly lock: LockHandle,
     private readonly threshold: number,
     private readonly mostUntil: number | undefined,
-    private readonly logger: LoggerService | null,
+    private readonly events: LockEvents,
   ) {
     this.schedule(this.lock.remaining() - this.threshold);
   }
@@ -62,7 +64,7 @@ export class AutoExtender {
       // A lost lock has already aborted its signal; there is nothing left to keep alive.
       if (error instanceof LockLostError || this.stopped) return;
       this.failures += 1;
-      this.logger?.warn(Messages.extendFailed(this.lock.keys, (error as Error).message));
+      this.events.notice('warn', Messages.extendFailed(this.lock.keys, (error as Error).message));
       const remaining = this.lock.remaining();
       // Past the deadline the handle's expiry timer aborts the signal.
       if (remaining > 0) this.schedule(Math.min(50 * 2 ** this.failures, remaining / 2));

@@ -3,8 +3,11 @@
  * @internal
  */
 export const Messages = {
-  noConnections: 'one of `connections` or `clients` is required (a non-empty array)',
-  bothConnections: '`connections` and `clients` are mutually exclusive; pass one of them',
+  noConnections: 'one of `connections` or `clients` (a non-empty array) or `backend` is required',
+  bothConnections: (given: readonly string[]) =>
+    `${given.map((g) => `\`${g}\``).join(' and ')} are mutually exclusive; pass one of \`connections\`, \`clients\`, \`backend\``,
+  notABackend: (missing: readonly string[]) =>
+    `must be a LockBackend (an object with ${missing.length ? `the methods ${missing.join(', ')}` : 'the LockBackend methods'})`,
   duplicateInstance: (a: number, b: number, runId: string) =>
     `entries ${a} and ${b} are the same Redis server (run_id ${runId}); each entry must be an independent Redis deployment`,
   evenInstances: (n: number) =>
@@ -18,11 +21,41 @@ export const Messages = {
     `client ${i} has the ioredis offline queue enabled or no commandTimeout: a lock call can hang while Redis is down. ` +
     `Set enableOfflineQueue: false and commandTimeout (e.g. 500), or pass \`connections\` and let the module configure them.`,
   busy: (keys: string[]) => `lock busy: ${keys.join(', ')} is held by another owner`,
-  unavailable: (keys: string[], answered: number, quorum: number, total: number) =>
-    `lock unavailable: only ${answered} of ${total} Redis instances answered for ${keys.join(', ')} (a majority of ${quorum} is required)`,
+  unavailable: (
+    keys: string[],
+    answered: number,
+    quorum: number,
+    total: number,
+    noun: string,
+    failed = total - answered,
+  ) =>
+    `lock unavailable: ${failed} of ${total} ${noun} failed or did not answer in time for ${keys.join(', ')}, ` +
+    `${answered} answered (a majority of ${quorum} is required)`,
+  simulatedOutage: (keys: string[]) =>
+    `lock unavailable: the in-memory lock store is down for ${keys.join(', ')} (LockTestingController.setUnavailable(true))`,
+  heldHere: (key: string) =>
+    `lock busy: ${key} is already held; LockTestingController.holdElsewhere cannot give it to a second owner (expire(key) first)`,
+  pgUnavailable: (keys: string[], reason: string) =>
+    `lock unavailable: PostgreSQL did not decide on ${keys.join(', ')} (${reason})`,
+  pgNoAnswer: (ms: number) => `no answer within ${ms} ms`,
+  pgMissingTable: (table: string) =>
+    `table ${table} does not exist; run the SQL of postgresMigrationSql() or set createTable: true`,
+  pgKey: (what: string) => `must not contain ${what} (PostgreSQL cannot store it as a key)`,
   lowValidity: (keys: string[], validity: number, ttl: number) =>
     `lock unavailable: acquiring ${keys.join(', ')} took so long that only ${validity} ms of the ${ttl} ms TTL remained`,
   lost: (keys: string[], why: string) => `lock lost: ${keys.join(', ')} (${why})`,
+  lostLog: (key: string, reason: string, handler?: string) =>
+    `${handler ? `${handler}: ` : ''}lock ${key} lost (${reason}); its signal was aborted`,
+  lateExtension: (validity: number, ttl: number) =>
+    `the extension came back with only ${validity} ms of the ${ttl} ms TTL left`,
+  fenceNamespace: (full: string) =>
+    `"${full}" would share the Redis namespace "fence:" of the fencing counters; pick another key or a keyPrefix that does not start it`,
+  unusableBraces: (full: string) =>
+    `"${full}" has braces but no Redis Cluster hash tag; on a Cluster use a non-empty {hash tag} (e.g. "{tenant}:job") or no braces at all`,
+  crossSlot: (fullKeys: string[]) =>
+    `the keys ${fullKeys.join(', ')} are in different Redis Cluster slots; a multi-key lock on a Cluster needs one shared {hash tag} in every key, e.g. "{order-1}:a" and "{order-1}:b"`,
+  evictionPolicy: (i: number, policy: string) =>
+    `Redis entry ${i} has maxmemory-policy ${policy}: under memory pressure it may evict locks or fencing counters. Set maxmemory-policy noeviction on lock instances`,
   shuttingDown: 'the distributed lock module is shutting down; no new exclusive work starts',
   notInjected:
     '@Exclusive() needs LockService injected: the instance must be created by Nest (a provider or controller) ' +
@@ -44,4 +77,12 @@ export const Messages = {
     `releasing ${keys.join(', ')} failed (it will expire by its TTL): ${message}`,
   extendFailed: (keys: string[], message: string) =>
     `extending ${keys.join(', ')} failed, retrying: ${message}`,
+  metricNameFailed: (what: string) =>
+    `metricName ${what} for a lock key; using the key up to its first ":" as lock.name (reported once)`,
+  openTelemetryFailed: (message: string) =>
+    `OpenTelemetry recording failed; lock calls are unaffected (reported once): ${message}`,
+  healthDown: (up: number, instances: number, quorum: number) =>
+    `only ${up} of ${instances} lock instances answered (a majority of ${quorum} is required)`,
+  openTelemetryUnloadable: (message: string) =>
+    `@opentelemetry/api is installed but could not be loaded; recording nothing: ${message}`,
 } as const;

@@ -1,7 +1,7 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import type { DistributedLockModuleOptions } from './interfaces/module-options.interface';
 
-/** @internal */
+/** The base class `DistributedLockModule` extends (from `ConfigurableModuleBuilder`); not imported by users. */
 export const {
   ConfigurableModuleClass: ConfigurableDistributedLockModule,
   MODULE_OPTIONS_TOKEN: RAW_OPTIONS_TOKEN,

@@ -1,18 +1,14 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { DISTRIBUTED_LOCK_OPTIONS } from './distributed-lock.constants';
-import {
-  ConfigurableDistributedLockModule,
-  RAW_OPTIONS_TOKEN,
-} from './distributed-lock.module-definition';
-import type { DistributedLockModuleOptions } from './interfaces/module-options.interface';
+import { ConfigurableDistributedLockModule } from './distributed-lock.module-definition';
+import { distributedLockProviders } from './distributed-lock.providers';
 import { ExclusiveExplorer } from './exclusive/exclusive.explorer';
+import { LockManager } from './lock-manager';
 import { LockService } from './lock.service';
-import { validateModuleOptions } from './options/validate-options';
 
 /**
  * Distributed locks for Nest: `LockService` and `@Exclusive()`, over one or more independent Redis
- * instances (Redlock). Global by default (`isGlobal: false` to opt out).
+ * instances (Redlock), or another `backend`. Global by default (`isGlobal: false` to opt out).
  *
  * @example
  * ```ts
@@ -26,15 +22,9 @@ import { validateModuleOptions } from './options/validate-options';
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [
-    {
-      provide: DISTRIBUTED_LOCK_OPTIONS,
-      inject: [RAW_OPTIONS_TOKEN],
-      useFactory: (raw: DistributedLockModuleOptions) => validateModuleOptions(raw),
-    },
-    LockService,
-    ExclusiveExplorer,
-  ],
-  exports: [LockService],
+  providers: [...distributedLockProviders, LockManager, LockService, ExclusiveExplorer],
+  // LockManager is exported for `@Exclusive()`'s property injection in other modules; it is not
+  // part of the package's public API (not in index.ts).
+  exports: [LockService, LockManager],
 })
 export class DistributedLockModule extends ConfigurableDistributedLockModule {}

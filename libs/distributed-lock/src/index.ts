@@ -3,11 +3,15 @@ export { LockService } from './lock.service';
 export { Exclusive } from './exclusive/exclusive.decorator';
 export type {
   ExclusiveKey,
-  ExclusiveMetadata,
   ExclusiveOptions,
   OnBusy,
 } from './exclusive/exclusive-options.interface';
-export { EXCLUSIVE_METADATA, MAX_KEY_LENGTH } from './distributed-lock.constants';
+export { MAX_KEY_LENGTH } from './distributed-lock.constants';
+export {
+  LockBackend,
+  type BackendHealth,
+  type BackendLock,
+} from './backend/lock-backend.interface';
 export {
   DistributedLockConfigError,
   DistributedLockError,
@@ -17,6 +21,19 @@ export {
   LockUnavailableError,
   type LockVotes,
 } from './errors';
+export type {
+  LockAcquiredEvent,
+  LockBusyEvent,
+  LockEvent,
+  LockEventBase,
+  LockExtendedEvent,
+  LockLostEvent,
+  LockLostReason,
+  LockReleasedEvent,
+  LockSkippedEvent,
+  LockSkipReason,
+  LockUnavailableEvent,
+} from './events/lock-event.interface';
 export type {
   AcquireOptions,
   DistributedLockLogger,

@@ -1,15 +1,31 @@
-import { performance } from 'node:perf_hooks';
+import type { BackendLock, LockBackend } from './backend/lock-backend.interface';
 import { Messages } from './distributed-lock.messages';
 import { LockLostError } from './errors/lock-lost.error';
+import type { LockLostReason } from './events/lock-event.interface';
 import type { Lock } from './interfaces/lock.interface';
 import { argumentError, checkInteger } from './options/validators';
-import type { EngineLock, RedlockEngine } from './redlock/redlock.engine';
 
-/** What a handle tells its owner (the LockService) about its life. @internal */
+// The global `performance`, not node:perf_hooks': jest's fake timers replace the global, so lock
+// deadlines follow `jest.advanceTimersByTime` (the testing kit); outside jest both are the same object.
+
+/** How a handle stopped holding its lock: lost, or let go by its holder. @internal */
+export type LockEnd = LockLostReason | 'released' | 'left-to-expire';
+
+const WHY: Record<LockEnd, string> = {
+  expired: 'expired',
+  'extend-failed': 'no longer held by this owner',
+  shutdown: 'shutdown timeout',
+  released: 'released',
+  'left-to-expire': 'released (left to expire)',
+};
+
+/** What a handle tells its owner (the `LockManager`) about its life. @internal */
 export interface LockHandleOwner {
-  readonly engine: RedlockEngine;
-  /** Called once, when the handle stops holding the lock (released, shortened, lost). */
-  forget(handle: LockHandle): void;
+  readonly backend: LockBackend;
+  /** Called once, when the handle stops holding the lock. */
+  ended(handle: LockHandle, end: LockEnd): void;
+  /** Called after each successful extension, with how long it took. */
+  extended(handle: LockHandle, durationMs: number): void;
 }
 
 /**
@@ -23,27 +39,30 @@ export class LockHandle implements Lock {
   private controller: AbortController | undefined;
   private expiry: NodeJS.Timeout | undefined;
   private released: Promise<void> | undefined;
-  private lostWhy: string | undefined;
+  private end: LockEnd | undefined;
   private _expiresAt = 0;
+  /** Monotonic time of the grant, for how long it was held. */
+  readonly grantedAt = performance.now();
 
   constructor(
     private readonly owner: LockHandleOwner,
     readonly keys: string[],
-    private engineLock: EngineLock,
+    private backendLock: BackendLock,
     /** TTL the lock was acquired with; the default for `extend()`. */
     readonly ttl: number,
+    /** `'Class.method'` of the `@Exclusive()` method holding it, if any. */
+    readonly handler?: string,
   ) {
-    this.arm(engineLock);
+    this.arm(backendLock);
   }
 
   get signal(): AbortSignal {
     // A process resumed after a freeze runs its own earliest timers before our expiry timer: check the
     // monotonic deadline on every read, so `lock.signal.aborted` is right the moment work looks at it.
-    if (this.controller && this.lostWhy === undefined && this.remaining() <= 0)
-      this.lose('expired');
+    if (this.controller && this.end === undefined && this.remaining() <= 0) this.lose('expired');
     if (!this.controller) {
       this.controller = new AbortController();
-      if (this.lostWhy !== undefined) this.controller.abort(this.lostError(this.lostWhy));
+      if (this.end !== undefined) this.controller.abort(this.lostError(WHY[this.end]));
       else if (this.remaining() <= 0) this.lose('expired');
       else this.armTimer();
     }
@@ -51,7 +70,7 @@ export class LockHandle implements Lock {
   }
 
   get fencingToken(): number {
-    return this.engineLock.fencingToken;
+    return this.backendLock.fencingToken;
   }
 
   get expiresAt(): number {
@@ -60,23 +79,34 @@ export class LockHandle implements Lock {
 
   /** True once the lock was released, shortened or lost (or its local deadline passed). */
   get isLost(): boolean {
-    return this.lostWhy !== undefined || this.remaining() <= 0;
+    return this.end !== undefined || this.remaining() <= 0;
   }
 
   /** Validity left now, in ms (negative once expired). */
   remaining(): number {
-    return this.engineLock.deadline - performance.now();
+    return this.backendLock.deadline - performance.now();
   }
 
   async extend(ttl: number = this.ttl): Promise<void> {
     checkInteger('ttl', ttl, 1, undefined, argumentError);
-    if (this.lostWhy !== undefined) throw this.lostError(`already ${this.lostWhy}`);
+    if (this.end !== undefined) throw this.lostError(`already ${WHY[this.end]}`);
+    const start = performance.now();
+    let extended: BackendLock;
     try {
-      this.arm(await this.owner.engine.extend(this.engineLock, this.keys, ttl));
+      extended = await this.owner.backend.extend(this.backendLock, this.keys, ttl);
     } catch (error) {
-      if (error instanceof LockLostError) this.lose('no longer held by this owner');
+      if (error instanceof LockLostError) this.lose('extend-failed');
       throw error;
     }
+    if (this.end === 'expired') {
+      // The deadline passed while the extension was in flight: the signal already told the work the
+      // lock is gone. Delete what the late extension renewed instead of leaving it held, untracked.
+      this.owner.backend.discard(extended, this.keys);
+      throw this.lostError('expired while the extension was in flight');
+    }
+    if (this.end !== undefined) throw this.lostError(WHY[this.end]);
+    this.arm(extended);
+    this.owner.extended(this, performance.now() - start);
   }
 
   release(): Promise<void> {
@@ -93,27 +123,40 @@ export class LockHandle implements Lock {
     return this.released;
   }
 
+  /**
+   * Gives the lock up without deleting it (shutdown past its deadline while work still runs): the
+   * signal aborts, nothing extends it any more, `release()` becomes a no-op, and it expires by its TTL.
+   */
+  abandon(): void {
+    this.stop('shutdown');
+    this.released ??= Promise.resolve();
+  }
+
   /** Marks the lock lost: aborts `signal` (if anyone looked at it) and stops tracking it. Idempotent. */
-  lose(why: string): void {
-    if (this.lostWhy !== undefined) return;
-    this.lostWhy = why;
+  lose(reason: LockLostReason): void {
+    this.stop(reason);
+  }
+
+  private stop(end: LockEnd): void {
+    if (this.end !== undefined) return;
+    this.end = end;
     if (this.expiry) clearTimeout(this.expiry);
     this.expiry = undefined;
-    this.controller?.abort(this.lostError(why));
-    this.owner.forget(this);
+    this.controller?.abort(this.lostError(WHY[end]));
+    this.owner.ended(this, end);
   }
 
   private async doRelease(): Promise<void> {
-    this.lose('released');
+    this.stop('released');
     // The owner-checked script is safe even if the lock expired meanwhile: it reports the loss.
-    await this.owner.engine.release(this.engineLock, this.keys);
+    await this.owner.backend.release(this.backendLock, this.keys);
   }
 
   private async doShorten(ms: number): Promise<void> {
     try {
-      this.engineLock = await this.owner.engine.extend(this.engineLock, this.keys, ms);
+      this.backendLock = await this.owner.backend.extend(this.backendLock, this.keys, ms);
     } finally {
-      this.lose('released (left to expire)');
+      this.stop('left-to-expire');
     }
   }
 
@@ -121,8 +164,8 @@ export class LockHandle implements Lock {
     return new LockLostError(this.keys, Messages.lost(this.keys, why));
   }
 
-  private arm(lock: EngineLock): void {
-    this.engineLock = lock;
+  private arm(lock: BackendLock): void {
+    this.backendLock = lock;
     this._expiresAt = Math.floor(Date.now() + lock.validity);
     if (this.controller) this.armTimer();
   }

@@ -1,7 +1,7 @@
 import { DistributedLockError } from './distributed-lock.error';
 
 /**
- * Invalid module options, decorator options or call arguments. Thrown before any Redis call; at
+ * Invalid module options, decorator options or call arguments. Thrown before any backend call; at
  * bootstrap it makes the application fail to start.
  */
 export class DistributedLockConfigError extends DistributedLockError {

@@ -2,6 +2,6 @@ import { DistributedLockConfigError } from './distributed-lock-config.error';
 
 /**
  * Invalid argument to a `LockService` call (empty key, empty key list, bad `ttl`, ...). Thrown before
- * any Redis call. A subclass of {@link DistributedLockConfigError}, with the same `field`.
+ * any backend call. A subclass of {@link DistributedLockConfigError}, with the same `field`.
  */
 export class InvalidLockArgumentError extends DistributedLockConfigError {}

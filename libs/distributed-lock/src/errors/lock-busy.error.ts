@@ -1,7 +1,7 @@
 import { DistributedLockError } from './distributed-lock.error';
 
 /**
- * Another owner holds the lock (after any waiting). Redis itself answered: this is contention, not
+ * Another owner holds the lock (after any waiting). The lock store itself answered: this is contention, not
  * an outage. An `@Exclusive()` HTTP route answers it with `409 Conflict`.
  */
 export class LockBusyError extends DistributedLockError {

@@ -1,6 +1,6 @@
 import { DistributedLockError } from './distributed-lock.error';
 
-/** How the Redis instances voted on one lock operation. */
+/** How the lock instances voted on one operation (Redis: one vote per instance; PostgreSQL: one). */
 export interface LockVotes {
   /** Instances configured. */
   readonly total: number;
@@ -15,7 +15,7 @@ export interface LockVotes {
 }
 
 /**
- * A majority of Redis instances could not be reached or did not answer in time, or acquisition was so
+ * A majority of the lock instances (Redis deployments, the database) could not be reached or did not answer in time, or acquisition was so
  * slow that the lock would already be (nearly) expired. The lock was **not** taken: no exclusive work
  * runs (fail closed). An `@Exclusive()` HTTP route answers it with `503 Service Unavailable`.
  */
@@ -24,7 +24,7 @@ export class LockUnavailableError extends DistributedLockError {
    * @param keys the lock keys that were requested (without the key prefix)
    * @param message human-readable description
    * @param votes how the instances voted, when known
-   * @param cause a sanitized copy of the first Redis error (message only)
+   * @param cause a sanitized copy of the first backend error (message only)
    */
   constructor(
     /** The lock keys that were requested (without the key prefix). */

@@ -1,49 +1,17 @@
 import { Inject } from '@nestjs/common';
 import { EXCLUSIVE_METADATA } from '../distributed-lock.constants';
 import { DistributedLockConfigError } from '../errors/distributed-lock-config.error';
-import { LockService } from '../lock.service';
-import { checkBoolean, checkInteger } from '../options/validators';
+import { LockManager } from '../lock-manager';
+import { checkRunFields } from '../options/run-options';
+import { checkExclusiveFields, exclusiveError } from './exclusive-plan';
 import type { ExclusiveMetadata, ExclusiveOptions } from './exclusive-options.interface';
 import { runExclusiveHandler } from './exclusive.runner';
 
-/** Property under which `@Exclusive()` gets `LockService` injected into the decorated class. */
-export const LOCK_SERVICE_PROPERTY: unique symbol = Symbol('distributed-lock:lock-service');
+/** Property under which `@Exclusive()` gets the lock machinery injected into the decorated class. */
+const LOCK_MANAGER_PROPERTY: unique symbol = Symbol('distributed-lock:manager');
 
-const ON_BUSY = ['skip', 'wait', 'throw'];
 /** Prototypes that already have the property injection (one per class, however many methods). */
 const injected = new WeakSet<object>();
-
-function validate(where: string, o: ExclusiveOptions): void {
-  const fail = (field: string, message: string) =>
-    new DistributedLockConfigError(`${where} @Exclusive ${field}`, message);
-  if (o === null || typeof o !== 'object') throw fail('options', 'must be an object');
-  if (
-    o.key !== undefined &&
-    !((typeof o.key === 'string' && o.key.length > 0) || typeof o.key === 'function')
-  ) {
-    throw fail(
-      'key',
-      'must be a non-empty string or a function of the method arguments returning one',
-    );
-  }
-  if (o.onBusy !== undefined && !ON_BUSY.includes(o.onBusy)) {
-    throw fail(
-      'onBusy',
-      `must be one of ${ON_BUSY.map((v) => `'${v}'`).join(', ')}, got ${JSON.stringify(o.onBusy)}`,
-    );
-  }
-  if (o.ttl !== undefined) checkInteger('ttl', o.ttl, 1, undefined, fail);
-  if (o.wait !== undefined) checkInteger('wait', o.wait, 0, undefined, fail);
-  if (o.wait !== undefined && o.onBusy !== 'wait')
-    throw fail('wait', "only applies with onBusy: 'wait'");
-  if (o.lockAtLeastFor !== undefined)
-    checkInteger('lockAtLeastFor', o.lockAtLeastFor, 0, undefined, fail);
-  if (o.lockAtMostFor !== undefined)
-    checkInteger('lockAtMostFor', o.lockAtMostFor, 1, undefined, fail);
-  if (o.autoExtend !== undefined) checkBoolean('autoExtend', o.autoExtend, fail);
-  if (o.claimTick !== undefined) checkBoolean('claimTick', o.claimTick, fail);
-  if (o.sharedKey !== undefined) checkBoolean('sharedKey', o.sharedKey, fail);
-}
 
 /**
  * Runs the decorated method only while holding a distributed lock, across every replica. Works on
@@ -67,11 +35,15 @@ function validate(where: string, o: ExclusiveOptions): void {
  * ```
  */
 export function Exclusive(options: ExclusiveOptions = {}): MethodDecorator {
-  const injectLocks = Inject(LockService);
+  const injectManager = Inject(LockManager);
   return (target, propertyKey, descriptor) => {
     const className = (target as { constructor: { name: string } }).constructor.name;
     const methodName = String(propertyKey);
-    validate(`${className}.${methodName}`, options);
+    // What can be checked without the module options fails here, when the class is defined; the
+    // rest (TTL against the extension threshold) fails at bootstrap, in the explorer.
+    const fail = exclusiveError(`${className}.${methodName}`);
+    checkExclusiveFields(options, fail);
+    checkRunFields(options, fail);
     const original = descriptor.value as unknown;
     if (typeof original !== 'function') {
       throw new DistributedLockConfigError(
@@ -80,17 +52,17 @@ export function Exclusive(options: ExclusiveOptions = {}): MethodDecorator {
       );
     }
     if (!injected.has(target)) {
-      injectLocks(target, LOCK_SERVICE_PROPERTY);
+      injectManager(target, LOCK_MANAGER_PROPERTY);
       injected.add(target);
     }
     const metadata: ExclusiveMetadata = { options: { ...options }, className, methodName };
     const method = original as (...args: unknown[]) => unknown;
     const wrapper = function (
-      this: Record<symbol, LockService | undefined>,
+      this: Record<symbol, LockManager | undefined>,
       ...args: unknown[]
     ): Promise<unknown> {
       return runExclusiveHandler(
-        this[LOCK_SERVICE_PROPERTY],
+        this[LOCK_MANAGER_PROPERTY],
         metadata,
         wrapper,
         this,

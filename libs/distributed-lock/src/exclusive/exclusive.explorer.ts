@@ -1,26 +1,34 @@
-import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { DISTRIBUTED_LOCK_OPTIONS, EXCLUSIVE_METADATA } from '../distributed-lock.constants';
 import { Messages } from '../distributed-lock.messages';
+import type { ExclusivePlan } from './exclusive-plan';
 import type { ResolvedLockOptions } from '../options/resolved-options';
 import type { ExclusiveMetadata } from './exclusive-options.interface';
 
 /**
- * Checks `@Exclusive()` use at bootstrap: warns about request-scoped providers, and about one explicit
- * key shared by several handlers unless they are marked `sharedKey: true`.
+ * Visits every `@Exclusive()` method at bootstrap, as `@nestjs/schedule`'s explorer visits its jobs:
+ * resolves each method's options against the module options once (bad options fail the app's start
+ * with `DistributedLockConfigError` naming the handler and the option), and warns about
+ * request-scoped providers and about one explicit key shared by several handlers unless they are
+ * marked `sharedKey: true`.
  * @internal
  */
 @Injectable()
-export class ExclusiveExplorer implements OnModuleInit {
+export class ExclusiveExplorer {
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     @Inject(DISTRIBUTED_LOCK_OPTIONS) private readonly options: ResolvedLockOptions,
   ) {}
 
-  onModuleInit(): void {
+  /**
+   * Resolves every `@Exclusive()` method with `register` (which throws for bad options). Called by
+   * `LockManager.onModuleInit` before it connects anything: a bootstrap that fails here leaves no
+   * connection open (Nest's `close()` runs no hook after a failed `init()`).
+   */
+  explore(register: (fn: object, meta: ExclusiveMetadata) => ExclusivePlan): void {
     const logger = this.options.logger;
-    if (!logger) return;
     const byKey = new Map<string, { where: string[]; shared: boolean }>();
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
       const proto = (wrapper.metatype as { prototype?: object } | null)?.prototype;
@@ -30,7 +38,8 @@ export class ExclusiveExplorer implements OnModuleInit {
         if (typeof fn !== 'function') continue;
         const meta = Reflect.getMetadata(EXCLUSIVE_METADATA, fn) as ExclusiveMetadata | undefined;
         if (!meta) continue;
-        const where = `${meta.className}.${meta.methodName}`;
+        const { where } = register(fn, meta);
+        if (!logger) continue;
         if (!wrapper.isDependencyTreeStatic()) logger.warn(Messages.requestScoped(where));
         if (typeof meta.options.key !== 'string') continue;
         const entry = byKey.get(meta.options.key) ?? { where: [], shared: true };
@@ -40,7 +49,7 @@ export class ExclusiveExplorer implements OnModuleInit {
       }
     }
     for (const [key, { where, shared }] of byKey) {
-      if (where.length > 1 && !shared) logger.warn(Messages.sharedKey(key, where));
+      if (where.length > 1 && !shared) logger?.warn(Messages.sharedKey(key, where));
     }
   }
 }

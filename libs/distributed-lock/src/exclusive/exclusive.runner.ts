@@ -1,32 +1,13 @@
-import { DistributedLockConfigError } from '../errors/distributed-lock-config.error';
 import { InvalidLockArgumentError } from '../errors/invalid-lock-argument.error';
+import { DistributedLockConfigError } from '../errors/distributed-lock-config.error';
 import { LockBusyError } from '../errors/lock-busy.error';
 import { LockUnavailableError } from '../errors/lock-unavailable.error';
 import { Messages } from '../distributed-lock.messages';
-import type { LockService } from '../lock.service';
+import type { LockManager } from '../lock-manager';
 import { normalizeKeys } from '../utils/keys';
 import { cronTick } from './cron-tick';
 import { mapLockError } from './error-mapping';
 import type { ExclusiveMetadata } from './exclusive-options.interface';
-import { cronMetadata, handlerKind, isScheduled, type HandlerKind } from './handler-kind';
-
-const kinds = new WeakMap<object, HandlerKind>();
-/** Run options per decorated method, validated once per LockService (module options fill defaults). */
-const runs = new WeakMap<
-  ExclusiveMetadata,
-  { locks: LockService; run: ReturnType<LockService['resolveRun']> }
->();
-
-function runOptions(
-  locks: LockService,
-  meta: ExclusiveMetadata,
-): ReturnType<LockService['resolveRun']> {
-  const cached = runs.get(meta);
-  if (cached?.locks === locks) return cached.run;
-  const run = locks.resolveRun(meta.options);
-  runs.set(meta, { locks, run });
-  return run;
-}
 
 /** The lock key of one invocation. @internal */
 export function resolveKey(meta: ExclusiveMetadata, args: unknown[]): string {
@@ -46,63 +27,53 @@ export function resolveKey(meta: ExclusiveMetadata, args: unknown[]): string {
 /**
  * One invocation of an `@Exclusive()` method: (for cron) claim the tick, take the job lock, run with
  * auto-extension, release. Busy → skip / wait / throw; transport-specific errors for routes and RPC.
+ * Options were resolved once, at bootstrap (`LockManager.planFor`).
  * @internal
  */
 export async function runExclusiveHandler(
-  locks: LockService | undefined,
+  manager: LockManager | undefined,
   meta: ExclusiveMetadata,
   wrapper: object,
   instance: unknown,
   method: (...args: unknown[]) => unknown,
   args: unknown[],
 ): Promise<unknown> {
-  const where = `${meta.className}.${meta.methodName}`;
-  if (!locks) {
-    throw new DistributedLockConfigError(where, Messages.notInjected);
-  }
-  let kind = kinds.get(wrapper);
-  if (kind === undefined) {
-    kind = handlerKind(wrapper);
-    kinds.set(wrapper, kind);
-  }
-  const scheduled = isScheduled(kind);
-  const o = meta.options;
-  const onBusy = o.onBusy ?? (scheduled ? 'skip' : 'throw');
-  const logger = locks.logger;
-  try {
-    const [key] = normalizeKeys(resolveKey(meta, args));
-    if (locks.isClosing) {
-      if (scheduled) {
-        logger?.debug?.(Messages.skipShutdown(where));
-        return undefined;
-      }
-      throw new LockUnavailableError([key], Messages.shuttingDown);
-    }
-    const run = runOptions(locks, meta);
-    if (kind === 'cron' && o.claimTick !== false) {
-      const tick = cronTick(cronMetadata(wrapper), Date.now());
-      if (tick && !(await locks.claimOnce(`${key}:tick:${tick.at}`, tick.period))) {
-        logger?.debug?.(Messages.skipTick(where, key, tick.at));
-        return undefined;
-      }
-    }
-    const lock = await locks.acquireHandle(
-      [key],
-      run.ttl,
-      onBusy === 'wait' ? { wait: o.wait } : { wait: 0 },
+  if (!manager) {
+    throw new DistributedLockConfigError(
+      `${meta.className}.${meta.methodName}`,
+      Messages.notInjected,
     );
-    if (scheduled) logger?.verbose?.(Messages.acquired(where, key));
-    return await locks.runHolding(lock, () => method.apply(instance, args), run);
+  }
+  const plan = manager.planFor(wrapper, meta);
+  let keys: string[] | undefined;
+  let tick: number | undefined;
+  try {
+    keys = normalizeKeys(resolveKey(meta, args));
+    if (manager.isClosing) {
+      if (plan.scheduled) return manager.skipped(plan, keys, 'shutdown');
+      throw new LockUnavailableError(keys, Messages.shuttingDown);
+    }
+    if (plan.claimCron) {
+      const claim = cronTick(plan.claimCron, Date.now());
+      if (claim) {
+        tick = claim.at;
+        if (!(await manager.claim(`${keys[0]}:tick:${claim.at}`, claim.period))) {
+          return manager.skipped(plan, keys, 'tick-claimed', { tick });
+        }
+      }
+    }
+    const lock = await manager.acquire(keys, plan.run.ttl, { wait: plan.wait }, plan.where);
+    return await manager.runHolding(lock, () => method.apply(instance, args), plan.run);
   } catch (error) {
-    if (error instanceof LockBusyError && onBusy === 'skip') {
-      logger?.debug?.(Messages.skipBusy(where, error.keys.join(',')));
-      return undefined;
+    if (keys && error instanceof LockBusyError && plan.onBusy === 'skip') {
+      return manager.skipped(plan, keys, 'busy', { tick });
     }
-    if (scheduled && error instanceof LockUnavailableError) {
-      // Fail closed: the job does not run. Logged here once, not rethrown for the scheduler to log again.
-      logger?.error(Messages.scheduledUnavailable(where, error.message));
-      return undefined;
+    if (keys && plan.scheduled && error instanceof LockUnavailableError) {
+      // Shutdown began while this run was claiming or acquiring: it never started, nothing is held.
+      if (manager.isClosing) return manager.skipped(plan, keys, 'shutdown', { tick });
+      // Fail closed: the job does not run; the log listener reports it once.
+      return manager.skipped(plan, keys, 'unavailable', { tick, error: error.message });
     }
-    throw mapLockError(error, kind);
+    throw mapLockError(error, plan.kind);
   }
 }

@@ -1,4 +1,5 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { LockBackend } from '../backend/lock-backend.interface';
 import type { DistributedLockLogger } from './logger.interface';
 import type { RetryOptions } from './retry-options.interface';
 
@@ -20,6 +21,12 @@ export interface DistributedLockModuleOptions {
    * `enableOfflineQueue: false` and a `commandTimeout`, or lock calls can hang while Redis is down.
    */
   clients?: Array<Redis | Cluster>;
+  /**
+   * Another store instead of Redis, e.g. `postgresBackend({ connectionString })` from
+   * `nestjs-distributed-lock/postgres`. The alternative to `connections` / `clients`; the
+   * Redis-only options (`keyPrefix`, `driftFactor`, `commandTimeout`) do not apply to it.
+   */
+  backend?: LockBackend;
   /**
    * Prefix of every lock key in Redis.
    * @default 'lock:'
@@ -54,4 +61,27 @@ export interface DistributedLockModuleOptions {
   commandTimeout?: number;
   /** A Nest `LoggerService`, or `false` to log nothing. @default new Logger('DistributedLock') */
   logger?: DistributedLockLogger;
+  /**
+   * The `lock.name` attribute of the OpenTelemetry metrics and spans for a lock taken through
+   * `LockService`, from its (first) key. It must have low cardinality: one name per kind of
+   * resource, never an id. Locks of `@Exclusive()` methods are always named after the handler
+   * (`'ClassName.methodName'`). If it throws or returns no string, the default rule applies (and a
+   * warning is logged once).
+   * @default the key up to its first `:` (`'order:42'` → `'order'`)
+   * @example
+   * ```ts
+   * // keys like 'tenant-7:invoice:42' → 'invoice'
+   * metricName: (key) => key.split(':')[1] ?? key
+   * ```
+   */
+  metricName?: (key: string) => string;
+  /**
+   * Record OpenTelemetry metrics (`lock.acquire.duration`, `lock.held`, `lock.lost`,
+   * `lock.skipped`) and `lock.acquire` spans through the global OpenTelemetry providers when
+   * `@opentelemetry/api` is installed. Without the package nothing is recorded either way. `false`
+   * turns it off for this module: e.g. `@opentelemetry/api` came in through another dependency and
+   * you export no lock telemetry, so lock events are not even built when nothing else reads them.
+   * @default true
+   */
+  openTelemetry?: boolean;
 }

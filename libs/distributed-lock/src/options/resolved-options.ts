@@ -1,5 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import type { Cluster, Redis } from 'ioredis';
+import type { LockBackend } from '../backend/lock-backend.interface';
 import type { RedisConnection } from '../interfaces/module-options.interface';
 
 /** Backoff with every field filled in. @internal */
@@ -14,6 +15,7 @@ export interface ResolvedRetry {
 export interface ResolvedLockOptions {
   connections?: RedisConnection[];
   clients?: Array<Redis | Cluster>;
+  backend?: LockBackend;
   keyPrefix: string;
   ttl: number;
   retry: ResolvedRetry;
@@ -23,6 +25,10 @@ export interface ResolvedLockOptions {
   shutdownTimeout: number;
   commandTimeout: number;
   logger: LoggerService | null;
+  /** `lock.name` of a `LockService` lock in OpenTelemetry; `undefined`: the key up to its first `:`. */
+  metricName?: (key: string) => string;
+  /** Record OpenTelemetry metrics and spans when `@opentelemetry/api` is installed. */
+  openTelemetry: boolean;
 }
 
 /** Documented defaults. @internal */

@@ -4,11 +4,30 @@ import { Messages } from '../distributed-lock.messages';
 import type { DistributedLockModuleOptions } from '../interfaces/module-options.interface';
 import type { RetryOptions } from '../interfaces/retry-options.interface';
 import { DEFAULTS, type ResolvedLockOptions, type ResolvedRetry } from './resolved-options';
-import { checkInteger, checkNumber, configError, type ErrorFactory } from './validators';
+import {
+  checkBoolean,
+  checkInteger,
+  checkNumber,
+  configError,
+  type ErrorFactory,
+} from './validators';
+
+const BACKEND_METHODS = [
+  'connect',
+  'acquire',
+  'extend',
+  'release',
+  'discard',
+  'claim',
+  'isLocked',
+  'health',
+  'close',
+] as const;
 
 const KNOWN_OPTIONS = new Set<string>([
   'connections',
   'clients',
+  'backend',
   'keyPrefix',
   'ttl',
   'retry',
@@ -17,6 +36,8 @@ const KNOWN_OPTIONS = new Set<string>([
   'shutdownTimeout',
   'commandTimeout',
   'logger',
+  'metricName',
+  'openTelemetry',
   'isGlobal',
 ]);
 
@@ -99,6 +120,14 @@ function resolveLogger(logger: unknown): LoggerService | null {
   return logger;
 }
 
+function resolveMetricName(metricName: unknown): ((key: string) => string) | undefined {
+  if (metricName === undefined) return undefined;
+  if (typeof metricName !== 'function') {
+    throw configError('metricName', 'must be a function (key: string) => string');
+  }
+  return metricName as (key: string) => string;
+}
+
 function isLoggerService(value: unknown): value is LoggerService {
   const candidate = value as Partial<LoggerService> | null;
   return !(
@@ -124,35 +153,47 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
       throw configError(name, `is not an option; allowed: ${[...KNOWN_OPTIONS].join(', ')}`);
     }
   }
-  const { connections, clients } = raw;
-  if (connections !== undefined && clients !== undefined) {
-    throw configError('connections', Messages.bothConnections);
+  const { connections, clients, backend } = raw;
+  const given = (['connections', 'clients', 'backend'] as const).filter(
+    (name) => raw[name] !== undefined,
+  );
+  if (given.length > 1) {
+    throw configError(given[0], Messages.bothConnections(given));
   }
-  const list: unknown = connections ?? clients;
-  const field = connections !== undefined ? 'connections' : 'clients';
-  if (!Array.isArray(list) || list.length === 0) {
-    throw configError(
-      connections !== undefined || clients !== undefined ? field : 'connections',
-      Messages.noConnections,
+  if (backend !== undefined) {
+    const missing = BACKEND_METHODS.filter(
+      (m) => typeof (backend as unknown as Record<string, unknown>)[m] !== 'function',
     );
-  }
-  list.forEach((entry: unknown, i) => {
-    const ok =
-      field === 'connections'
-        ? (typeof entry === 'string' && entry.length > 0) ||
-          (entry !== null && typeof entry === 'object')
-        : entry !== null &&
-          typeof entry === 'object' &&
-          typeof (entry as { evalsha?: unknown }).evalsha === 'function';
-    if (!ok) {
+    if (backend === null || typeof backend !== 'object' || missing.length > 0) {
+      throw configError('backend', Messages.notABackend(missing));
+    }
+  } else {
+    const list: unknown = connections ?? clients;
+    const field = connections !== undefined ? 'connections' : 'clients';
+    if (!Array.isArray(list) || list.length === 0) {
       throw configError(
-        `${field}[${i}]`,
-        field === 'connections'
-          ? 'must be a redis:// or rediss:// URL string or an ioredis RedisOptions object'
-          : 'must be an ioredis Redis or Cluster instance',
+        connections !== undefined || clients !== undefined ? field : 'connections',
+        Messages.noConnections,
       );
     }
-  });
+    list.forEach((entry: unknown, i) => {
+      const ok =
+        field === 'connections'
+          ? (typeof entry === 'string' && entry.length > 0) ||
+            (entry !== null && typeof entry === 'object')
+          : entry !== null &&
+            typeof entry === 'object' &&
+            typeof (entry as { evalsha?: unknown }).evalsha === 'function';
+      if (!ok) {
+        throw configError(
+          `${field}[${i}]`,
+          field === 'connections'
+            ? 'must be a redis:// or rediss:// URL string or an ioredis RedisOptions object'
+            : 'must be an ioredis Redis or Cluster instance',
+        );
+      }
+    });
+  }
 
   const keyPrefix = raw.keyPrefix ?? DEFAULTS.keyPrefix;
   if (typeof keyPrefix !== 'string') throw configError('keyPrefix', 'must be a string');
@@ -166,6 +207,7 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
   return {
     connections,
     clients,
+    backend,
     keyPrefix,
     ttl,
     retry: resolveRetry('retry', raw.retry, DEFAULTS.retry),
@@ -183,5 +225,8 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
         ? DEFAULTS.commandTimeout
         : checkInteger('commandTimeout', raw.commandTimeout, 1),
     logger: resolveLogger(raw.logger),
+    metricName: resolveMetricName(raw.metricName),
+    openTelemetry:
+      raw.openTelemetry === undefined ? true : checkBoolean('openTelemetry', raw.openTelemetry),
   };
 }

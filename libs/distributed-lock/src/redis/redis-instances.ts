@@ -10,14 +10,16 @@ export type LockClient = Redis | Cluster;
 /**
  * Settings that make a module-owned client fail fast instead of queueing commands while Redis is down
  * (ioredis' defaults hang a lock call for many seconds). User-supplied `RedisOptions` override them.
- * @internal
+ * `commandTimeout` is not ioredis' per-command timeout here: that one counts time a command waits in
+ * our own client, so a burst looked like an outage. The backend's stall watch uses it instead (an
+ * instance that answers nothing for that long is down); ioredis keeps a 10× backstop.
  */
-export function failFastOptions(commandTimeout: number): RedisOptions {
+function failFastOptions(commandTimeout: number): RedisOptions {
   return {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout,
+    commandTimeout: Math.max(commandTimeout * 10, 5_000),
     connectTimeout: Math.max(1_000, commandTimeout * 2),
     autoResubscribe: false,
     // Keep reconnecting forever, but never faster than this: recovery must happen by itself.
@@ -25,7 +27,8 @@ export function failFastOptions(commandTimeout: number): RedisOptions {
   };
 }
 
-function isCluster(client: LockClient): client is Cluster {
+/** True for an ioredis `Cluster` client. @internal */
+export function isCluster(client: LockClient): client is Cluster {
   return (client as { isCluster?: boolean }).isCluster === true;
 }
 
@@ -100,32 +103,42 @@ export class RedisInstances {
     if (!this.owned) return;
     await Promise.all(
       this.clients.map(async (client) => {
-        try {
-          await client.quit();
-        } catch {
-          // quit() rejects when the connection is already gone; disconnect() is then all there is to do.
-        }
+        // QUIT lets pending replies arrive, but never waits longer than commandTimeout for a
+        // frozen instance; disconnect() then drops whatever is left.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          client.quit().catch(() => undefined),
+          new Promise((resolve) => (timer = setTimeout(resolve, this.options.commandTimeout))),
+        ]);
+        clearTimeout(timer);
         client.disconnect();
       }),
     );
   }
 
+  /**
+   * Reads each instance's INFO once: two entries naming the same server fail bootstrap (a majority
+   * of one server is no majority), and an instance that may evict keys is warned about.
+   */
   private async checkDistinct(): Promise<void> {
-    if (this.clients.length < 2) return;
-    const ids = await Promise.all(
+    const infos = await Promise.all(
       this.clients.map(async (client) => {
-        if (isCluster(client) || client.status !== 'ready') return null;
+        if (isCluster(client) || client.status !== 'ready') return '';
         try {
-          const info = await client.info('server');
-          return /run_id:(\w+)/.exec(info)?.[1] ?? null;
+          return await client.info();
         } catch {
-          return null;
+          return '';
         }
       }),
     );
     const seen = new Map<string, number>();
-    for (const [i, id] of ids.entries()) {
-      if (id === null) continue;
+    for (const [i, info] of infos.entries()) {
+      const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
+      if (policy !== undefined && policy !== 'noeviction') {
+        this.logger?.warn(Messages.evictionPolicy(i, policy));
+      }
+      const id = /run_id:(\w+)/.exec(info)?.[1];
+      if (id === undefined) continue;
       const first = seen.get(id);
       if (first !== undefined) {
         throw new DistributedLockConfigError(

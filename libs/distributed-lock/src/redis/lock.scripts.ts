@@ -3,20 +3,21 @@
  *
  * Keys: the lock keys first, then (for acquire and fence) one fencing counter per lock key, in the
  * same order. ARGV[1] is always the lock value (128 random bits, hex). Counters never expire.
- * A grant moves a counter to max(counter + 1, ARGV[5]), the requesting client's clock in ms, the same
+ * A grant moves a counter to max(counter + 1, ARGV[4]), the requesting client's clock in µs, the same
  * value on every instance of one attempt (so instances with the same history agree and need no
  * write-back): strictly increasing like a plain counter and, on an instance that restarted empty,
  * back above the tokens issued before (within the clock skew between replicas). docs/SAFETY.md.
- * Commands used (for a least-privilege ACL): SET, GET, DEL, EXISTS, PEXPIRE, plus EVALSHA/EVAL.
+ * Commands used (for a least-privilege ACL): SET, GET, DEL, EXISTS, PEXPIRE, PUBLISH, plus EVALSHA/EVAL;
+ * waiters' subscriber connections use SUBSCRIBE / UNSUBSCRIBE on channels named like the lock keys.
  * @internal
  */
 
 /**
  * Sets every lock key if none exists and advances its counter; returns the largest counter, or -1 if
- * held. ARGV[4] = '0' skips the counters (benchmarks only: it measures what fencing costs).
+ * held. ARGV: value, ttl (ms), number of lock keys, the client clock floor (µs).
  */
 export const ACQUIRE = `
-local now = tonumber(ARGV[5])
+local now = tonumber(ARGV[4])
 local function advance(key)
   local c = tonumber(redis.call('GET', key) or '0') + 1
   if now > c then c = now end
@@ -24,10 +25,8 @@ local function advance(key)
   return c
 end
 local n = tonumber(ARGV[3])
-local fenced = ARGV[4] ~= '0'
 if n == 1 then
   if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
-  if not fenced then return 1 end
   return advance(KEYS[2])
 end
 for i = 1, n do
@@ -36,8 +35,7 @@ end
 local token = 0
 for i = 1, n do
   redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
-  local c = 1
-  if fenced then c = advance(KEYS[n + i]) end
+  local c = advance(KEYS[n + i])
   if c > token then token = c end
 end
 return token
@@ -68,13 +66,18 @@ end
 return 1
 `;
 
-/** Deletes the lock keys that still hold our value; returns how many it deleted. */
+/**
+ * Deletes the lock keys that still hold our value; returns how many it deleted. With ARGV[2] = '1' it
+ * announces each deletion on a channel named like the key, so waiters retry at once (pcall: an ACL
+ * without `+publish` loses the announcement, never the release).
+ */
 export const RELEASE = `
 local removed = 0
 for i = 1, #KEYS do
   if redis.call('GET', KEYS[i]) == ARGV[1] then
     redis.call('DEL', KEYS[i])
     removed = removed + 1
+    if ARGV[2] == '1' then pcall(redis.call, 'PUBLISH', KEYS[i], '') end
   end
 end
 return removed

@@ -12,21 +12,21 @@ export interface Tally {
   readonly refused: number;
   readonly failed: number;
   readonly firstError: unknown;
+  /**
+   * Instance index → true when it answered "refused" before the decision. Every other instance may
+   * hold (or may still come to hold) what was asked for: a failed operation is undone on all of them.
+   */
+  readonly refusedBy: boolean[];
 }
 
 /**
  * Asks every instance at once and resolves as soon as the outcome is certain: success at a majority
  * of grants; failure once a majority can no longer grant, but only when it can also say why (a
  * majority answered, so it is contention; or too few can answer, so it is an outage), waiting for
- * the slow voters only in between. `late` is told of grants that arrive after a failure was decided,
- * so they can be undone.
+ * the slow voters only in between. Undoing a failure is the caller's job (`Tally.refusedBy`).
  * @internal
  */
-export function vote(
-  total: number,
-  ask: (index: number) => Promise<Vote>,
-  late?: (index: number) => void,
-): Promise<Tally> {
+export function vote(total: number, ask: (index: number) => Promise<Vote>): Promise<Tally> {
   const quorum = Math.floor(total / 2) + 1;
   return new Promise((resolve) => {
     const granted = new Map<number, number>();
@@ -34,21 +34,21 @@ export function vote(
     let failed = 0;
     let pending = total;
     let firstError: unknown;
-    let decided: boolean | undefined;
+    let decided = false;
+    const refusedBy: boolean[] = new Array<boolean>(total).fill(false);
     const decide = (ok: boolean) => {
-      decided = ok;
-      // Votes after the decision no longer touch `granted` (see `count`), so no copy is needed.
-      resolve({ ok, total, quorum, granted, refused, failed, firstError });
+      decided = true;
+      // Votes after the decision no longer touch the tally (see `count`), so no copy is needed.
+      resolve({ ok, total, quorum, granted, refused, failed, firstError, refusedBy });
     };
     const count = (i: number, v: Vote) => {
       pending -= 1;
-      if (decided !== undefined) {
-        if (v.kind === 'for' && decided === false) late?.(i);
-        return;
-      }
+      if (decided) return;
       if (v.kind === 'for') granted.set(i, v.value);
-      else if (v.kind === 'refused') refused += 1;
-      else {
+      else if (v.kind === 'refused') {
+        refused += 1;
+        refusedBy[i] = true;
+      } else {
         failed += 1;
         firstError ??= v.error;
       }

@@ -1,0 +1,63 @@
+/**
+ * A lock as a backend hands it out. Backends may return richer objects (their own owner value, keys)
+ * and get them back in `extend` / `release` / `discard`; callers only read these fields.
+ */
+export interface BackendLock {
+  /** Monotonic (`performance.now()`) time until which the lock is valid. */
+  readonly deadline: number;
+  /** Validity left when the operation returned, in ms. */
+  readonly validity: number;
+  /** Strictly increasing per key across every holder. */
+  readonly fencingToken: number;
+}
+
+/** How much of a backend answers right now. */
+export interface BackendHealth {
+  /** Independent instances (Redis deployments, database servers) the backend votes over. */
+  readonly instances: number;
+  /** Instances that answered a health probe. */
+  readonly up: number;
+  /** Instances that must answer for a lock operation to succeed. */
+  readonly quorum: number;
+}
+
+/**
+ * The store behind `LockService` and `@Exclusive()`. The module uses the Redis (Redlock) backend
+ * unless `DistributedLockModule.forRoot({ backend })` names another (the testing kit's in-memory one,
+ * PostgreSQL). Every method reports contention and outages with the library's typed errors:
+ * `LockBusyError` (held by another owner), `LockUnavailableError` (the store could not decide),
+ * `LockLostError` (no longer ours), `InvalidLockArgumentError` (keys the store cannot lock, before
+ * any I/O). Keys are given without the module's `keyPrefix`; the backend applies its own naming.
+ */
+export interface LockBackend {
+  /** What the store is called in messages and metrics, e.g. `'redis'`. */
+  readonly name: string;
+  /** Connects what the backend owns; called once at module init. Must not throw for an outage. */
+  connect(): Promise<void>;
+  /** Takes every key for `ttl` ms (all or none) and issues a fencing token. */
+  acquire(keys: string[], ttl: number): Promise<BackendLock>;
+  /** Sets the lock's TTL to `ttl` ms from now if it is still ours. */
+  extend(lock: BackendLock, keys: string[], ttl: number): Promise<BackendLock>;
+  /** Deletes the keys where they still hold this lock. */
+  release(lock: BackendLock, keys: string[]): Promise<void>;
+  /** Like `release`, fire-and-forget: for locks handed back unused (too late, shutting down). */
+  discard(lock: BackendLock, keys: string[]): void;
+  /** Takes `key` for `ttl` ms and never gives it back (a cron tick claim); false when taken. */
+  claim(key: string, ttl: number): Promise<boolean>;
+  /**
+   * Optional: resolves when a release of one of `keys` is announced (Redis pub/sub, PostgreSQL
+   * NOTIFY), or after `timeoutMs` at the latest; never rejects. A waiting acquisition sleeps on it
+   * instead of a plain timer, so a waiter retries one round trip after the holder let go. Without it
+   * waiting is pure backoff polling. Announcements may be lost: the timeout is the fallback.
+   */
+  waitForRelease?(keys: string[], timeoutMs: number): Promise<void>;
+  /** True when `key` is held (by a majority, where that applies). */
+  isLocked(key: string): Promise<boolean>;
+  /** Probes every instance. Never throws. */
+  health(): Promise<BackendHealth>;
+  /** Closes what the backend owns (never what the user lent it). */
+  close(): Promise<void>;
+}
+
+/** Injection token of the active {@link LockBackend} (an interface has no runtime value). */
+export const LockBackend: unique symbol = Symbol('DISTRIBUTED_LOCK:BACKEND');

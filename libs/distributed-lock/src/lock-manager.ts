@@ -1,0 +1,338 @@
+import {
+  Inject,
+  Injectable,
+  type BeforeApplicationShutdown,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { AutoExtender } from './auto-extender';
+import { LockBackend } from './backend/lock-backend.interface';
+import { DISTRIBUTED_LOCK_OPTIONS } from './distributed-lock.constants';
+import { Messages } from './distributed-lock.messages';
+import { LockBusyError } from './errors/lock-busy.error';
+import { LockUnavailableError } from './errors/lock-unavailable.error';
+import type { LockSkipReason } from './events/lock-event.interface';
+import { LockEvents } from './events/lock-events';
+import { planExclusive, type ExclusivePlan } from './exclusive/exclusive-plan';
+import type { ExclusiveMetadata } from './exclusive/exclusive-options.interface';
+import { ExclusiveExplorer } from './exclusive/exclusive.explorer';
+import type { AcquireOptions } from './interfaces/acquire-options.interface';
+import type { Lock } from './interfaces/lock.interface';
+import { LockHandle, type LockEnd, type LockHandleOwner } from './lock';
+import type { ResolvedLockOptions, ResolvedRetry } from './options/resolved-options';
+import type { ResolvedRun } from './options/run-options';
+import { resolveRetry } from './options/validate-options';
+import { argumentError, checkInteger } from './options/validators';
+import { backoffDelay, sleep } from './utils/backoff';
+
+// The global `performance`, not node:perf_hooks': jest's fake timers replace the global, so lock
+// deadlines follow `jest.advanceTimersByTime` (the testing kit); outside jest both are the same object.
+
+/**
+ * The machinery behind `LockService` and `@Exclusive()`: acquisition with waiting, the locks held
+ * and the work running (for `current()` and for shutdown), per-method `@Exclusive()` plans, the
+ * module lifecycle, and every lock event. Not part of the public API.
+ * @internal
+ */
+@Injectable()
+export class LockManager
+  implements LockHandleOwner, OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+{
+  private readonly held = new Set<LockHandle>();
+  private readonly running = new Map<LockHandle, Promise<unknown>>();
+  private readonly context = new AsyncLocalStorage<Lock>();
+  private readonly plans = new Map<object, ExclusivePlan>();
+  private closing = false;
+  /** Acquisitions waiting for the backend; shutdown waits for them so none is granted and forgotten. */
+  private pending = 0;
+  private drained: (() => void) | undefined;
+
+  constructor(
+    @Inject(DISTRIBUTED_LOCK_OPTIONS) readonly options: ResolvedLockOptions,
+    @Inject(LockBackend) readonly backend: LockBackend,
+    readonly events: LockEvents,
+    private readonly explorer: ExclusiveExplorer,
+  ) {}
+
+  /** True once application shutdown has begun. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /** The lock of the `runExclusive` / `@Exclusive()` call this code runs inside. */
+  current(): Lock | undefined {
+    return this.context.getStore();
+  }
+
+  /** The module TTL, or `options.ttl` validated. */
+  ttlOf(options: AcquireOptions): number {
+    return options.ttl === undefined
+      ? this.options.ttl
+      : checkInteger('ttl', options.ttl, 1, undefined, argumentError);
+  }
+
+  /**
+   * Acquires with waiting: retries a busy lock as `options.wait` (or the retry settings) allow;
+   * never retries an outage.
+   */
+  async acquire(
+    keys: string[],
+    ttl: number,
+    options: AcquireOptions,
+    handler?: string,
+  ): Promise<LockHandle> {
+    const wait =
+      options.wait === undefined
+        ? undefined
+        : checkInteger('wait', options.wait, 0, undefined, argumentError);
+    const retry =
+      options.retry === undefined
+        ? this.options.retry
+        : resolveRetry('retry', options.retry, this.options.retry, argumentError);
+    // With release announcements every waiter wakes on every release and all but one lose the race:
+    // counting those as retries gave up 15-50x sooner than polling. Then the retry settings are a
+    // time budget (the sum of their delays) instead of a number of attempts.
+    const budget =
+      wait ?? (this.backend.waitForRelease === undefined ? undefined : retryBudget(retry));
+    const start = performance.now();
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const lock = await this.acquireOnce(keys, ttl, handler);
+        if (this.events.observed) {
+          this.events.emit({
+            type: 'acquired',
+            keys,
+            at: Date.now(),
+            handler,
+            durationMs: performance.now() - start,
+            fencingToken: lock.fencingToken,
+          });
+        }
+        return lock;
+      } catch (error) {
+        let delay = -1;
+        if (error instanceof LockBusyError) {
+          delay = backoffDelay(attempt, retry);
+          if (budget === undefined) {
+            if (attempt >= retry.count) delay = -1;
+          } else {
+            const left = budget - (performance.now() - start);
+            delay = left <= 0 ? -1 : Math.min(delay, left);
+          }
+        }
+        if (delay < 0) {
+          this.failed(error, keys, start, handler);
+          throw error;
+        }
+        // Woken by the holder's release announcement when the backend has them; the delay is the
+        // fallback (a lost announcement, or a lock that expired instead of being released).
+        await (this.backend.waitForRelease
+          ? this.backend.waitForRelease(keys, delay)
+          : sleep(delay));
+      }
+    }
+  }
+
+  /** Runs `work` holding `lock`, keeping it extended; releases (or shortens) it afterwards. */
+  runHolding<T>(
+    lock: LockHandle,
+    work: (lock: Lock) => Promise<T> | T,
+    run: ResolvedRun,
+  ): Promise<T> {
+    if (this.closing) {
+      // Shutdown began between the grant and here: no new work starts.
+      return this.releaseQuietly(lock).then(() => {
+        throw new LockUnavailableError(lock.keys, Messages.shuttingDown);
+      });
+    }
+    const started = performance.now();
+    const extender = run.autoExtend
+      ? new AutoExtender(
+          lock,
+          run.extendThreshold,
+          run.lockAtMostFor === undefined ? undefined : started + run.lockAtMostFor,
+          this.events,
+        )
+      : undefined;
+    const result = (async () => {
+      try {
+        return await this.context.run(lock, () => work(lock));
+      } finally {
+        await extender?.stop();
+        const keepFor = run.lockAtLeastFor - (performance.now() - started);
+        await this.releaseQuietly(lock, keepFor);
+      }
+    })();
+    const forget = () => this.running.delete(lock);
+    this.running.set(lock, result);
+    result.then(forget, forget);
+    return result;
+  }
+
+  /**
+   * Marks every lock held here on `key` lost (`'expired'`): its signal aborts and it stops extending.
+   * For the testing kit's `LockTestingController.expire(key)`, after the store has dropped the key.
+   */
+  expireHeld(key: string): void {
+    for (const handle of [...this.held]) if (handle.keys.includes(key)) handle.lose('expired');
+  }
+
+  /** Takes `key` for `ttl` ms and never releases it (a cron tick claim). */
+  claim(key: string, ttl: number): Promise<boolean> {
+    return this.backend.claim(key, ttl);
+  }
+
+  /** The plan of an `@Exclusive()` method: resolved at bootstrap by the explorer, else now. */
+  planFor(fn: object, meta: ExclusiveMetadata): ExclusivePlan {
+    return this.plans.get(fn) ?? this.register(fn, meta);
+  }
+
+  /** Resolves and remembers the plan of `fn`; throws `DistributedLockConfigError` for bad options. */
+  register(fn: object, meta: ExclusiveMetadata): ExclusivePlan {
+    const plan = planExclusive(meta, fn, this.options);
+    this.plans.set(fn, plan);
+    return plan;
+  }
+
+  /** Records that an `@Exclusive()` invocation did not run. */
+  skipped(
+    plan: ExclusivePlan,
+    keys: string[],
+    reason: LockSkipReason,
+    detail: { tick?: number; error?: string } = {},
+  ): undefined {
+    if (this.events.observed) {
+      this.events.emit({
+        type: 'skipped',
+        keys,
+        at: Date.now(),
+        handler: plan.where,
+        reason,
+        ...detail,
+      });
+    }
+    return undefined;
+  }
+
+  /** @see LockHandleOwner */
+  ended(handle: LockHandle, end: LockEnd): void {
+    this.held.delete(handle);
+    if (!this.events.observed) return;
+    const base = {
+      keys: handle.keys,
+      at: Date.now(),
+      handler: handle.handler,
+      durationMs: performance.now() - handle.grantedAt,
+      fencingToken: handle.fencingToken,
+    };
+    this.events.emit(
+      end === 'released' || end === 'left-to-expire'
+        ? { type: 'released', ...base }
+        : { type: 'lost', reason: end, ...base },
+    );
+  }
+
+  /** @see LockHandleOwner */
+  extended(handle: LockHandle, durationMs: number): void {
+    if (!this.events.observed) return;
+    this.events.emit({
+      type: 'extended',
+      keys: handle.keys,
+      at: Date.now(),
+      handler: handle.handler,
+      durationMs,
+      fencingToken: handle.fencingToken,
+    });
+  }
+
+  /** Resolves every `@Exclusive()` method's options first (bad ones fail bootstrap), then connects. */
+  async onModuleInit(): Promise<void> {
+    this.explorer.explore((fn, meta) => this.register(fn, meta));
+    await this.backend.connect();
+  }
+
+  /**
+   * Stops new exclusive work, waits for acquisitions in flight, lets running work finish for up to
+   * `shutdownTimeout` ms (then abandons its lock: signal aborted, left to expire), and releases every
+   * other lock still held.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.closing = true;
+    // A lock granted from now on is released at once by `acquireOnce`; wait for those.
+    if (this.pending > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+    if (this.running.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.options.shutdownTimeout);
+      });
+      await Promise.race([Promise.allSettled(this.running.values()), timeout]);
+      clearTimeout(timer);
+      // Work still running past the deadline: abort its signal and stop extending, but never delete
+      // its lock while it may still be inside; the lock expires by its TTL (others wait at most that).
+      for (const lock of this.running.keys()) lock.abandon();
+    }
+    await Promise.all([...this.held].map((lock) => this.releaseQuietly(lock)));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.backend.close();
+  }
+
+  private async acquireOnce(keys: string[], ttl: number, handler?: string): Promise<LockHandle> {
+    if (this.closing) throw new LockUnavailableError(keys, Messages.shuttingDown);
+    this.pending += 1;
+    try {
+      const handle = new LockHandle(
+        this,
+        keys,
+        await this.backend.acquire(keys, ttl),
+        ttl,
+        handler,
+      );
+      if (this.closing) {
+        // Granted after shutdown began: give it back now, while the connections are still open.
+        await this.releaseQuietly(handle);
+        throw new LockUnavailableError(keys, Messages.shuttingDown);
+      }
+      this.held.add(handle);
+      return handle;
+    } finally {
+      this.pending -= 1;
+      if (this.pending === 0) this.drained?.();
+    }
+  }
+
+  private failed(error: unknown, keys: string[], start: number, handler?: string): void {
+    if (!this.events.observed) return;
+    const durationMs = performance.now() - start;
+    const at = Date.now();
+    if (error instanceof LockBusyError) {
+      this.events.emit({ type: 'busy', keys, at, handler, durationMs });
+    } else if (error instanceof LockUnavailableError) {
+      this.events.emit({
+        type: 'unavailable',
+        keys,
+        at,
+        handler,
+        durationMs,
+        error: error.message,
+      });
+    }
+  }
+
+  private async releaseQuietly(lock: LockHandle, keepFor = 0): Promise<void> {
+    try {
+      await (keepFor >= 1 ? lock.expireIn(keepFor) : lock.release());
+    } catch (error) {
+      this.events.notice('warn', Messages.releaseFailed(lock.keys, (error as Error).message));
+    }
+  }
+}
+
+/** How long the retry settings would wait in all, without jitter: the time budget of a waiter. */
+function retryBudget(retry: ResolvedRetry): number {
+  let total = 0;
+  for (let i = 0; i < retry.count; i += 1) total += Math.min(retry.delay * 2 ** i, retry.maxDelay);
+  return total;
+}

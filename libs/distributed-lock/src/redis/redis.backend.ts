@@ -1,0 +1,516 @@
+import { performance } from 'node:perf_hooks';
+import { Messages } from '../distributed-lock.messages';
+import type { DistributedLockError } from '../errors/distributed-lock.error';
+import { LockBusyError } from '../errors/lock-busy.error';
+import { LockLostError } from '../errors/lock-lost.error';
+import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable.error';
+import { argumentError } from '../options/validators';
+import { sleep } from '../utils/backoff';
+import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-backend.interface';
+import type { ResolvedLockOptions } from '../options/resolved-options';
+import { isCluster, RedisInstances, type LockClient } from './redis-instances';
+import { newLockValue } from './lock-value';
+import { ACQUIRE, EXTEND, FENCE, RELEASE } from './lock.scripts';
+import { vote, type Tally, type Vote } from './quorum';
+import { checkSameSlot, fenceKeyFor, FENCE_NAMESPACE } from './redis-keys';
+import { ReleaseWaiters } from './release-waiters';
+import { StallWatch } from './stall-watch';
+
+/** A lock as the Redis backend holds it. @internal */
+interface RedisLock extends BackendLock {
+  validity: number;
+  /** The random lock value (never logged). */
+  readonly value: string;
+  /** Redis keys of the locks (their fencing counters are only needed while acquiring). */
+  readonly redisKeys: string[];
+}
+
+type Script = (numKeys: number, ...args: Array<string | number>) => Promise<unknown>;
+interface ScriptClient {
+  dlockAcquire: Script;
+  dlockFence: Script;
+  dlockExtend: Script;
+  dlockRelease: Script;
+}
+
+/** What a refusal means for the operation being voted on. */
+type Refusal = 'busy' | 'lost';
+
+/**
+ * A vote that nobody won (each contender got some instances, none a majority) is undone and tried
+ * again after a random pause this many times before it counts as busy. Pauses are drawn from
+ * [1, SPLIT_PAUSE_MS * 2^attempt] ms, so contenders that collided once rarely collide again; five
+ * retries bound the extra wait at about 125 ms, paid only when a vote splits.
+ */
+const SPLIT_RETRIES = 5;
+const SPLIT_PAUSE_MS = 4;
+
+/** The shortest validity an acquisition or extension may return: 5% of the TTL (at least 1 ms). */
+const minValidity = (ttl: number) => Math.max(1, ttl * 0.05);
+
+/** Every script the backend runs. */
+const SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE];
+
+/** Most undo releases kept per instance while its connection is down. */
+const MAX_PENDING_UNDO = 10_000;
+
+/** What the instances are called in messages. */
+const NOUN = 'Redis instances';
+
+/**
+ * The default backend: the Redlock algorithm over N independent Redis instances, with fencing tokens,
+ * on our own Lua scripts (docs/SAFETY.md says why they replaced `@sesamecare-oss/redlock`'s). Owns
+ * everything Redis-specific: connections or borrowed clients, scripts, key layout, the quorum.
+ * Validity is timed with the monotonic clock, and every outcome is decided as soon as a majority
+ * makes it certain.
+ * @internal
+ */
+export class RedisLockBackend implements LockBackend {
+  readonly name = 'redis';
+  private readonly instances: RedisInstances;
+  private readonly clients: LockClient[];
+  private readonly keyPrefix: string;
+  private readonly driftFactor: number;
+  private readonly commandTimeout: number;
+  private readonly scripted: ScriptClient[];
+  private readonly watch: StallWatch;
+  private readonly waiters: ReleaseWaiters;
+  /** ARGV[2] of the release script: '1' announces releases to waiters. */
+  private readonly publish: '0' | '1';
+  /**
+   * Per instance, undo releases whose connection dropped before they were sent (value → keys and
+   * the moment the keys expire anyway): flushed when that client is ready again. No timers: an
+   * instance that stays down costs a bounded map, not a storm of re-sends.
+   */
+  private readonly pendingUndo: Array<Map<string, { keys: string[]; until: number }>>;
+  private readonly unwatchReady: Array<() => void> = [];
+  private closed = false;
+  /** ioredis' own `keyPrefix` of the Cluster clients: it is part of the key Redis hashes. */
+  private readonly clusterPrefix: string;
+  /** Some instance is a Redis Cluster: every script's keys must share a slot. */
+  private readonly cluster: boolean;
+  /** `keyPrefix` could make a lock key look like a fencing counter (e.g. `''` and `fence:x`). */
+  private readonly prefixMayCollide: boolean;
+
+  constructor(options: ResolvedLockOptions) {
+    this.instances = new RedisInstances(options, options.logger);
+    const clients = (this.clients = this.instances.clients);
+    this.keyPrefix = options.keyPrefix;
+    this.driftFactor = options.driftFactor;
+    this.commandTimeout = options.commandTimeout;
+    const keyPrefix = this.keyPrefix;
+    this.cluster = clients.some(isCluster);
+    this.clusterPrefix = clients.find(isCluster)?.options?.keyPrefix ?? '';
+    this.watch = new StallWatch(clients.length, options.commandTimeout);
+    this.waiters = new ReleaseWaiters(clients);
+    this.publish = this.waiters.enabled ? '1' : '0';
+    this.pendingUndo = clients.map(() => new Map<string, { keys: string[]; until: number }>());
+    clients.forEach((client, i) => {
+      const flush = () => this.flushUndo(i);
+      client.on('ready', flush);
+      this.unwatchReady.push(() => client.off('ready', flush));
+    });
+    this.prefixMayCollide =
+      FENCE_NAMESPACE.startsWith(keyPrefix) || keyPrefix.startsWith(FENCE_NAMESPACE);
+    this.scripted = clients.map((client) => {
+      const c = client as LockClient & Partial<ScriptClient>;
+      if (typeof c.dlockAcquire !== 'function') {
+        // ioredis runs these by EVALSHA and falls back to EVAL when the script is not cached yet.
+        client.defineCommand('dlockAcquire', { lua: ACQUIRE });
+        client.defineCommand('dlockFence', { lua: FENCE });
+        client.defineCommand('dlockExtend', { lua: EXTEND });
+        client.defineCommand('dlockRelease', { lua: RELEASE });
+      }
+      return c as unknown as ScriptClient;
+    });
+  }
+
+  async connect(): Promise<void> {
+    await this.instances.connect();
+    // Cache the scripts now: otherwise the first burst of EVALSHA comes back NOSCRIPT and is re-sent
+    // whole as EVAL, which is slow enough to look like a stall. Best effort: an ACL without
+    // `+script|load` only loses the head start (ioredis still falls back to EVAL).
+    await Promise.all(
+      this.clients.map((client) =>
+        isCluster(client) || client.status !== 'ready'
+          ? Promise.resolve([])
+          : Promise.all(SCRIPTS.map((lua) => client.script('LOAD', lua).catch(() => undefined))),
+      ),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const unwatch of this.unwatchReady.splice(0)) unwatch();
+    for (const pending of this.pendingUndo) pending.clear();
+    this.waiters.close();
+    this.watch.stop();
+    await this.instances.close();
+  }
+
+  /** Sleeps until a release of one of `keys` is announced, or `timeoutMs` (see ReleaseWaiters). */
+  waitForRelease(keys: string[], timeoutMs: number): Promise<void> {
+    return this.waiters.wait(
+      keys.map((k) => this.redisKey(k)),
+      timeoutMs,
+    );
+  }
+
+  /** PINGs every instance (bounded by the command timeout); `up` counts the answers. */
+  async health(): Promise<BackendHealth> {
+    const answers = await Promise.all(
+      this.clients.map((client) =>
+        withTimeout(client.ping(), this.commandTimeout).then(
+          (reply) => reply === 'PONG',
+          () => false,
+        ),
+      ),
+    );
+    const up = answers.filter(Boolean).length;
+    return { instances: this.clients.length, up, quorum: Math.floor(this.clients.length / 2) + 1 };
+  }
+
+  /** Milliseconds of validity lost to clock drift for a lock of `ttl` (Redlock: factor·ttl + 2). */
+  drift(ttl: number): number {
+    return Math.round(this.driftFactor * ttl) + 2;
+  }
+
+  /** The Redis key of a lock. */
+  redisKey(key: string): string {
+    return this.keyPrefix + key;
+  }
+
+  /**
+   * Redis keys of the locks and of their fencing counters, checked before any I/O: a lock key may not
+   * fall in the counters' namespace, and on a Cluster a lock's keys must share one slot.
+   * @throws InvalidLockArgumentError
+   */
+  private keysOf(keys: string[]): { redisKeys: string[]; fenceKeys: string[] } {
+    const redisKeys = keys.map((k) => this.redisKey(k));
+    if (this.prefixMayCollide) {
+      redisKeys.forEach((full, i) => {
+        if (full.startsWith(FENCE_NAMESPACE)) {
+          throw argumentError(keys.length > 1 ? `key[${i}]` : 'key', Messages.fenceNamespace(full));
+        }
+      });
+    }
+    if (this.cluster) checkSameSlot(redisKeys.map((k) => this.clusterPrefix + k));
+    const fenceKeys = redisKeys.map((full, i) =>
+      fenceKeyFor(full, this.cluster, keys.length > 1 ? `key[${i}]` : 'key', this.clusterPrefix),
+    );
+    return { redisKeys, fenceKeys };
+  }
+
+  /**
+   * Acquires `keys` for `ttl` ms on a majority and issues a fencing token. A vote that nobody won is
+   * undone and tried again (see `SPLIT_RETRIES`) before it counts as busy.
+   * @throws LockBusyError when a majority answered and another owner holds it
+   * @throws LockUnavailableError when no majority answered, or too little validity was left
+   * @throws InvalidLockArgumentError when the keys cannot be locked together here (before any I/O)
+   */
+  async acquire(keys: string[], ttl: number): Promise<BackendLock> {
+    const { redisKeys, fenceKeys } = this.keysOf(keys);
+    for (let attempt = 0; ; attempt += 1) {
+      const outcome = await this.tryOnce(keys, redisKeys, fenceKeys, ttl);
+      if (!(outcome instanceof SplitVote)) return outcome;
+      if (attempt >= SPLIT_RETRIES) throw outcome.busy;
+      await splitPause(attempt);
+    }
+  }
+
+  /**
+   * Takes `key` for `ttl` ms on a majority and never gives it back (a cron tick claim): no fencing
+   * counter, so claims leave nothing behind once they expire. Split votes are undone and retried as
+   * in `acquire`.
+   * @returns false when another owner has it
+   * @throws LockUnavailableError when no majority answered
+   */
+  async claim(key: string, ttl: number): Promise<boolean> {
+    const full = this.redisKey(key);
+    for (let attempt = 0; ; attempt += 1) {
+      const start = performance.now();
+      const value = newLockValue();
+      const asks = this.clients.map((client, i) =>
+        this.watch.track(i, client.set(full, value, 'PX', ttl, 'NX'), (r): Vote =>
+          r === 'OK' ? { kind: 'for', value: 1 } : { kind: 'refused' },
+        ),
+      );
+      const tally = await vote(asks.length, (i) => asks[i]);
+      if (tally.ok) return true;
+      this.undo(tally, [full], value, start + ttl);
+      const error = this.failure(tally, [key], 'busy');
+      if (!(error instanceof LockBusyError)) throw error;
+      if (attempt >= SPLIT_RETRIES || !(await this.splitVote(tally, asks, start))) return false;
+      await splitPause(attempt);
+    }
+  }
+
+  /**
+   * Sets the lock's TTL to `ttl` ms from now, if it is still ours on a majority. An extension whose
+   * validity has run out by the time the majority answered is not handed back: the lock counts as
+   * lost and its keys are deleted.
+   * @throws LockLostError when it is not ours any more, or the extension came back too late
+   * @throws LockUnavailableError when no majority answered
+   */
+  async extend(held: BackendLock, keys: string[], ttl: number): Promise<BackendLock> {
+    const lock = held as RedisLock;
+    const start = performance.now();
+    if (start >= lock.deadline)
+      throw new LockLostError(keys, Messages.lost(keys, 'expired before it could be extended'));
+    const tally = await vote(this.clients.length, (i) =>
+      this.watch.track(
+        i,
+        this.scripted[i].dlockExtend(lock.redisKeys.length, ...lock.redisKeys, lock.value, ttl),
+        toBinaryVote,
+      ),
+    );
+    if (!tally.ok) throw this.failure(tally, keys, 'lost');
+    const extended = { ...lock, ...this.measure(start, ttl) };
+    if (extended.validity < minValidity(ttl)) {
+      this.discard(extended, keys);
+      throw new LockLostError(
+        keys,
+        Messages.lost(keys, Messages.lateExtension(Math.floor(extended.validity), ttl)),
+      );
+    }
+    return extended;
+  }
+
+  /**
+   * Deletes the keys where they still hold our value.
+   * @throws LockLostError when a majority no longer held them for us
+   * @throws LockUnavailableError when no majority answered
+   */
+  async release(held: BackendLock, keys: string[]): Promise<void> {
+    const lock = held as RedisLock;
+    const n = lock.redisKeys.length;
+    const tally = await vote(this.clients.length, (i) =>
+      this.watch.track(
+        i,
+        this.scripted[i].dlockRelease(n, ...lock.redisKeys, lock.value, this.publish),
+        (r): Vote => (r === n ? { kind: 'for', value: 1 } : { kind: 'refused' }),
+      ),
+    );
+    if (!tally.ok) throw this.failure(tally, keys, 'lost');
+  }
+
+  /** Deletes the lock's keys wherever they still hold its value, without waiting or reporting. */
+  discard(held: BackendLock, _keys?: string[]): void {
+    const lock = held as RedisLock;
+    // Past the lock's own deadline (plus a margin for drift) the keys have expired anyway.
+    const until = lock.deadline + 1_000;
+    for (let i = 0; i < this.scripted.length; i += 1)
+      this.releaseOn(i, lock.redisKeys, lock.value, until);
+  }
+
+  /** True when a majority of instances hold `key`. @throws LockUnavailableError without a majority of answers */
+  async isLocked(key: string): Promise<boolean> {
+    const full = this.redisKey(key);
+    const tally = await vote(this.clients.length, (i) =>
+      this.watch.track(i, this.clients[i].exists(full), (r): Vote =>
+        r === 1 ? { kind: 'for', value: 1 } : { kind: 'refused' },
+      ),
+    );
+    if (tally.ok) return true;
+    if (tally.granted.size + tally.refused >= tally.quorum) return false;
+    throw this.failure(tally, [key], 'busy');
+  }
+
+  /** One Redlock round. */
+  private async tryOnce(
+    keys: string[],
+    redisKeys: string[],
+    fenceKeys: string[],
+    ttl: number,
+  ): Promise<RedisLock | SplitVote> {
+    const start = performance.now();
+    const value = newLockValue();
+    const n = keys.length;
+    // The client clock in microseconds floors the counters (see lock.scripts.ts); one value for
+    // every instance of this attempt.
+    const floor = Date.now() * 1000;
+    const args = [...redisKeys, ...fenceKeys, value, ttl, n, floor];
+    const asks = this.scripted.map((client, i) =>
+      this.watch.track(i, client.dlockAcquire(2 * n, ...args), toAcquireVote),
+    );
+    const tally = await vote(asks.length, (i) => asks[i]);
+    if (!tally.ok) {
+      this.undo(tally, redisKeys, value, start + ttl);
+      const error = this.failure(tally, keys, 'busy');
+      // Some instances granted (or grant late), yet no majority: a split, or a holder short of some
+      // instances. Either way, undone above; worth another try after a pause.
+      if (error instanceof LockBusyError && (await this.splitVote(tally, asks, start))) {
+        return new SplitVote(error);
+      }
+      throw error;
+    }
+    let token = 0;
+    let agree = true;
+    for (const t of tally.granted.values()) {
+      if (token !== 0 && t !== token) agree = false;
+      if (t > token) token = t;
+    }
+    const deadline = start + ttl - this.drift(ttl);
+    const lock: RedisLock = { deadline, validity: 0, value, fencingToken: token, redisKeys };
+    // Counters that disagree (or several keys) need `token` written back to a majority that still
+    // holds the lock, so every later majority meets a counter at least this high (docs/SAFETY.md).
+    if (!agree || n > 1) {
+      const fenced = await vote(this.clients.length, (i) =>
+        this.watch.track(
+          i,
+          this.scripted[i].dlockFence(2 * n, ...redisKeys, ...fenceKeys, value, token, n),
+          toBinaryVote,
+        ),
+      );
+      if (!fenced.ok) {
+        this.discard(lock, keys);
+        throw this.failure(fenced, keys, 'busy');
+      }
+    }
+    const validity = deadline - performance.now();
+    if (validity < minValidity(ttl)) {
+      this.discard(lock, keys);
+      throw new LockUnavailableError(keys, Messages.lowValidity(keys, Math.floor(validity), ttl));
+    }
+    lock.validity = validity;
+    return lock;
+  }
+
+  /**
+   * Undoes a failed vote on every instance that did not refuse it, including those that have not
+   * answered yet: the release goes out on the same connection behind the request, so an instance
+   * that was slow or paused runs it right after the request and is left holding nothing.
+   */
+  private undo(tally: Tally, redisKeys: string[], value: string, until: number): void {
+    for (let i = 0; i < this.scripted.length; i += 1) {
+      if (!tally.refusedBy[i]) this.releaseOn(i, redisKeys, value, until);
+    }
+  }
+
+  /**
+   * Sends an owner-checked release to instance `i`. If the connection was down or dropped (a reset
+   * between the request and the undo would otherwise leave the grant for the whole TTL), the undo
+   * waits for that client's next `ready` and goes out again then, until `until` (monotonic), after
+   * which the key has expired anyway. A timed-out release was written already: not queued again.
+   */
+  private releaseOn(i: number, redisKeys: string[], value: string, until: number): void {
+    this.scripted[i]
+      .dlockRelease(redisKeys.length, ...redisKeys, value, this.publish)
+      .catch((error: unknown) => {
+        if (this.closed || isReplyError(error) || performance.now() >= until) return;
+        if (error instanceof Error && /timed out/i.test(error.message)) return;
+        const pending = this.pendingUndo[i];
+        pending.set(value, { keys: redisKeys, until });
+        // Full: drop the oldest (insertion order; it expires first anyway). O(1) per undo.
+        if (pending.size > MAX_PENDING_UNDO) pending.delete(pending.keys().next().value!);
+      });
+  }
+
+  /** Sends the undo releases that waited for instance `i` to come back. */
+  private flushUndo(i: number): void {
+    const pending = this.pendingUndo[i];
+    if (pending.size === 0) return;
+    const now = performance.now();
+    const entries = [...pending];
+    pending.clear();
+    for (const [value, { keys, until }] of entries) {
+      if (until > now) this.releaseOn(i, keys, value, until);
+    }
+  }
+
+  /**
+   * After a failed vote: did this contender win some instances? Grants already counted say so at
+   * once. Otherwise instances that neither refused nor failed may still be answering: a contender
+   * whose own grants come back last saw a majority refuse first (every contender of a split can).
+   * Wait for them briefly (a few times as long as the vote took, within the command timeout).
+   */
+  private splitVote(tally: Tally, asks: Array<Promise<Vote>>, start: number): Promise<boolean> {
+    if (tally.granted.size > 0) return Promise.resolve(true);
+    const open = asks.filter((_, i) => !tally.refusedBy[i]);
+    if (open.length === 0) return Promise.resolve(false);
+    const bound = Math.min(this.commandTimeout, Math.max(10, 4 * (performance.now() - start)));
+    return new Promise((resolve) => {
+      let left = open.length;
+      const timer = setTimeout(() => resolve(false), bound);
+      for (const ask of open) {
+        void ask.then((v) => {
+          if (v.kind === 'for' || (left -= 1) === 0) {
+            clearTimeout(timer);
+            resolve(v.kind === 'for');
+          }
+        });
+      }
+    });
+  }
+
+  private measure(start: number, ttl: number): { deadline: number; validity: number } {
+    const deadline = start + ttl - this.drift(ttl);
+    return { deadline, validity: deadline - performance.now() };
+  }
+
+  private failure(tally: Tally, keys: string[], refusal: Refusal): DistributedLockError {
+    const votes: LockVotes = {
+      total: tally.total,
+      quorum: tally.quorum,
+      granted: tally.granted.size,
+      held: tally.refused,
+      failed: tally.failed,
+    };
+    const answered = votes.granted + votes.held;
+    if (votes.held > 0 && answered >= votes.quorum) {
+      return refusal === 'busy'
+        ? new LockBusyError(keys, Messages.busy(keys))
+        : new LockLostError(
+            keys,
+            Messages.lost(keys, 'no longer held by this owner on a majority'),
+          );
+    }
+    return new LockUnavailableError(
+      keys,
+      Messages.unavailable(keys, answered, votes.quorum, votes.total, NOUN, votes.failed),
+      votes,
+      sanitize(tally.firstError),
+    );
+  }
+}
+
+function toAcquireVote(reply: unknown): Vote {
+  const token = Number(reply);
+  return token > 0 ? { kind: 'for', value: token } : { kind: 'refused' };
+}
+
+function toBinaryVote(reply: unknown): Vote {
+  return reply === 1 ? { kind: 'for', value: 1 } : { kind: 'refused' };
+}
+
+/** Keeps an error's name and message only: ioredis errors carry command arguments (lock values). */
+function sanitize(error: unknown): Error | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const copy = new Error(error.message);
+  copy.name = error.name;
+  return copy;
+}
+
+/** A vote nobody won; `busy` is what it reports if the retries run out. */
+class SplitVote {
+  constructor(readonly busy: LockBusyError) {}
+}
+
+/** The random pause before split-vote retry `attempt` (0-based). */
+function splitPause(attempt: number): Promise<void> {
+  return sleep(1 + Math.random() * SPLIT_PAUSE_MS * 2 ** attempt);
+}
+
+/** Rejects when `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A reply error means Redis answered (the release ran or was refused); anything else may not have. */
+function isReplyError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ReplyError';
+}
