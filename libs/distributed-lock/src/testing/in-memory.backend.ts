@@ -1,0 +1,275 @@
+import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-backend.interface';
+import { Messages } from '../distributed-lock.messages';
+import { LockBusyError } from '../errors/lock-busy.error';
+import { LockLostError } from '../errors/lock-lost.error';
+import { LockUnavailableError } from '../errors/lock-unavailable.error';
+import { argumentError, checkInteger } from '../options/validators';
+
+/** A lock as the in-memory store hands it out. */
+interface MemoryLock extends BackendLock {
+  /** The holder's identity: entries point at it, so a stale holder never matches a later one. */
+  readonly owner: object;
+}
+
+/** One key in the store. */
+interface Entry {
+  readonly owner: object;
+  /** Monotonic expiry (`performance.now()`); `Infinity` for a key held elsewhere without a TTL. */
+  until: number;
+}
+
+/** An acquisition sleeping until one of `keys` is let go. */
+interface Waiter {
+  readonly keys: readonly string[];
+  wake(): void;
+}
+
+/**
+ * Read on every call, never captured: jest's modern fake timers replace the global `performance`
+ * (and `Date`, `setTimeout`), so TTLs, deadlines and waits all follow `jest.advanceTimersByTime`.
+ */
+const now = (): number => performance.now();
+
+/**
+ * The testing kit's store: one process, no I/O, the same contract as the Redis backend. Contention is
+ * `LockBusyError`, a simulated outage is `LockUnavailableError` (for every call), an extension or
+ * release of a lock that is no longer ours is `LockLostError`. Fencing tokens increase strictly per
+ * key across every holder (including `holdElsewhere`) and are never reset. Keys expire by TTL on the
+ * monotonic clock, checked when they are read (as Redis does), so the store owns no timers except
+ * those of waiting acquisitions.
+ *
+ * Not exported from the package: `DistributedLockTestingModule` creates one per `forRoot()` and
+ * `LockTestingController` drives it.
+ */
+export class InMemoryLockBackend implements LockBackend {
+  /** @see LockBackend.name */
+  readonly name = 'memory';
+  private readonly entries = new Map<string, Entry>();
+  private readonly fences = new Map<string, number>();
+  private readonly waiters = new Set<Waiter>();
+  private down = false;
+
+  /** True while a simulated outage is on. */
+  get unavailable(): boolean {
+    return this.down;
+  }
+
+  /** Starts (`true`) or ends (`false`) a simulated outage: every lock operation then throws. */
+  setUnavailable(down: boolean): void {
+    this.down = down;
+  }
+
+  /** Nothing to connect. */
+  connect(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Wakes waiting acquisitions (their timers are cleared); the store itself keeps its state. */
+  close(): Promise<void> {
+    for (const waiter of [...this.waiters]) waiter.wake();
+    return Promise.resolve();
+  }
+
+  /** One instance, up unless an outage is simulated. */
+  health(): Promise<BackendHealth> {
+    return Promise.resolve({ instances: 1, up: this.down ? 0 : 1, quorum: 1 });
+  }
+
+  /**
+   * Takes every key for `ttl` ms, all or none, and issues a fencing token above every earlier token of
+   * each key.
+   * @throws LockBusyError when another owner holds any of the keys
+   * @throws LockUnavailableError during a simulated outage
+   */
+  acquire(keys: string[], ttl: number): Promise<BackendLock> {
+    return this.op(keys, () => {
+      if (keys.some((key) => this.holder(key) !== undefined)) {
+        throw new LockBusyError(keys, Messages.busy(keys));
+      }
+      const owner = {};
+      const deadline = now() + ttl;
+      const lock: MemoryLock = {
+        owner,
+        deadline,
+        validity: ttl,
+        fencingToken: this.grant(keys, owner, deadline),
+      };
+      return lock;
+    });
+  }
+
+  /**
+   * Sets the lock's TTL to `ttl` ms from now if every key is still ours.
+   * @throws LockLostError when a key expired or is held by someone else
+   * @throws LockUnavailableError during a simulated outage
+   */
+  extend(held: BackendLock, keys: string[], ttl: number): Promise<BackendLock> {
+    const lock = held as MemoryLock;
+    return this.op(keys, () => {
+      if (!keys.every((key) => this.holder(key) === lock.owner)) {
+        throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
+      }
+      const deadline = now() + ttl;
+      for (const key of keys) this.entries.get(key)!.until = deadline;
+      const extended: MemoryLock = { ...lock, deadline, validity: ttl };
+      return extended;
+    });
+  }
+
+  /**
+   * Deletes the keys that still hold this lock.
+   * @throws LockLostError when some key no longer held it (those of a later holder stay untouched)
+   * @throws LockUnavailableError during a simulated outage (the lock then expires by its TTL)
+   */
+  release(held: BackendLock, keys: string[]): Promise<void> {
+    return this.op(keys, () => {
+      const freed = this.free(keys, (held as MemoryLock).owner);
+      if (freed < keys.length) {
+        throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
+      }
+    });
+  }
+
+  /** Like `release`, silently; during a simulated outage it does nothing (the lock expires). */
+  discard(held: BackendLock, keys: string[]): void {
+    if (!this.down) this.free(keys, (held as MemoryLock).owner);
+  }
+
+  /**
+   * Takes `key` for `ttl` ms for nobody in particular (a cron tick claim); no fencing token.
+   * @returns false when the key is held
+   * @throws LockUnavailableError during a simulated outage
+   */
+  claim(key: string, ttl: number): Promise<boolean> {
+    return this.op([key], () => {
+      if (this.holder(key) !== undefined) return false;
+      this.entries.set(key, { owner: {}, until: now() + ttl });
+      return true;
+    });
+  }
+
+  /**
+   * True while anyone (this app, `holdElsewhere`, a tick claim) holds `key`.
+   * @throws LockUnavailableError during a simulated outage
+   */
+  isLocked(key: string): Promise<boolean> {
+    return this.op([key], () => this.holder(key) !== undefined);
+  }
+
+  /**
+   * Resolves when one of `keys` is released or expired by `expire` / `reset`, when one of them reaches
+   * its TTL, or after `timeoutMs`, whichever comes first. Never rejects.
+   */
+  waitForRelease(keys: string[], timeoutMs: number): Promise<void> {
+    let soonest = timeoutMs;
+    for (const key of keys) {
+      const entry = this.entries.get(key);
+      if (entry) soonest = Math.min(soonest, entry.until - now());
+    }
+    return new Promise<void>((resolve) => {
+      const waiter: Waiter = {
+        keys,
+        wake: () => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => waiter.wake(), Math.max(0, Math.ceil(soonest)));
+      this.waiters.add(waiter);
+    });
+  }
+
+  /**
+   * Another replica takes `key`: for `ttl` ms, or until `expire(key)` / `reset()` without one. It gets
+   * a fencing token like any holder.
+   * @returns the other replica's fencing token
+   * @throws LockBusyError when `key` is already held
+   */
+  holdElsewhere(key: string, ttl?: number): number {
+    const until =
+      ttl === undefined ? Infinity : now() + checkInteger('ttl', ttl, 1, undefined, argumentError);
+    if (this.holder(key) !== undefined) throw new LockBusyError([key], Messages.heldHere(key));
+    return this.grant([key], {}, until);
+  }
+
+  /**
+   * Ends the lease holding `key` now: every key of that lock becomes free (whoever held it).
+   * @returns the keys freed (empty when `key` was not held)
+   */
+  expire(key: string): string[] {
+    const owner = this.holder(key);
+    if (owner === undefined) return [];
+    const keys = [...this.entries].filter(([, e]) => e.owner === owner).map(([k]) => k);
+    this.free(keys, owner);
+    return keys;
+  }
+
+  /** Forgets every lock and claim and ends any outage. Fencing tokens keep increasing. */
+  reset(): string[] {
+    const keys = [...this.entries.keys()];
+    this.entries.clear();
+    this.down = false;
+    this.announce(keys);
+    return keys;
+  }
+
+  /** The owner of `key` if it holds it now; drops the entry once its TTL has passed. */
+  private holder(key: string): object | undefined {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.until > now()) return entry.owner;
+    this.entries.delete(key);
+    return undefined;
+  }
+
+  /** Stores the keys for `owner` and returns a token above every earlier token of each key. */
+  private grant(keys: string[], owner: object, until: number): number {
+    let token = 0;
+    for (const key of keys) token = Math.max(token, this.fences.get(key) ?? 0);
+    token += 1;
+    for (const key of keys) {
+      this.fences.set(key, token);
+      this.entries.set(key, { owner, until });
+    }
+    return token;
+  }
+
+  /** Deletes the keys `owner` still holds; returns how many. */
+  private free(keys: string[], owner: object): number {
+    const freed = keys.filter((key) => this.holder(key) === owner);
+    for (const key of freed) this.entries.delete(key);
+    this.announce(freed);
+    return freed.length;
+  }
+
+  private announce(keys: string[]): void {
+    if (keys.length === 0) return;
+    for (const waiter of [...this.waiters]) {
+      if (waiter.keys.some((key) => keys.includes(key))) waiter.wake();
+    }
+  }
+
+  /**
+   * Runs one store operation a microtask later, as a round trip would: concurrent calls interleave
+   * between operations, never inside one, and a throw becomes a rejection.
+   */
+  private op<T>(keys: string[], operation: () => T): Promise<T> {
+    return Promise.resolve().then(() => {
+      this.checkUp(keys);
+      return operation();
+    });
+  }
+
+  private checkUp(keys: string[]): void {
+    if (this.down) {
+      throw new LockUnavailableError(keys, Messages.simulatedOutage(keys), {
+        total: 1,
+        quorum: 1,
+        granted: 0,
+        held: 0,
+        failed: 1,
+      });
+    }
+  }
+}

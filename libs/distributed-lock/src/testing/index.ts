@@ -1,0 +1,5 @@
+export {
+  DistributedLockTestingModule,
+  type DistributedLockTestingOptions,
+} from './distributed-lock-testing.module';
+export { LockTestingController } from './lock-testing.controller';
