@@ -1,7 +1,12 @@
 import { Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
-import { DistributedLockModule } from '@app/distributed-lock';
+import { TerminusModule } from '@nestjs/terminus';
+import { DistributedLockModule, type DistributedLockModuleOptions } from '@app/distributed-lock';
+import { postgresBackend } from '@app/distributed-lock/postgres';
+import { DistributedLockHealthModule } from '@app/distributed-lock/terminus';
 import { AuditService } from './audit/audit.service';
+import { LockEventsListener } from './audit/lock-events.listener';
+import { HealthController } from './health/health.controller';
 import { OrdersController } from './orders/orders.controller';
 import { PaymentsService } from './orders/payments.service';
 import { TasksService } from './tasks/tasks.service';
@@ -14,12 +19,32 @@ export function redisUrls(): string[] {
     .filter(Boolean);
 }
 
+/**
+ * The lock module's options from the environment: `LOCK_BACKEND=postgres` with `DATABASE_URL` locks
+ * in PostgreSQL; otherwise (`LOCK_BACKEND` unset or `redis`) in the Redis instances of
+ * `REDIS_URLS`. Read when the application is created, not when this file is imported.
+ */
+export function lockOptions(): DistributedLockModuleOptions {
+  const backend = process.env.LOCK_BACKEND ?? 'redis';
+  if (backend === 'postgres') {
+    const connectionString = process.env.DATABASE_URL;
+    if (!connectionString) throw new Error('LOCK_BACKEND=postgres needs DATABASE_URL');
+    return { backend: postgresBackend({ connectionString }), ttl: 10_000 };
+  }
+  if (backend !== 'redis') {
+    throw new Error(`LOCK_BACKEND must be redis or postgres, not ${JSON.stringify(backend)}`);
+  }
+  return { connections: redisUrls(), ttl: 10_000 };
+}
+
 @Module({
   imports: [
     ScheduleModule.forRoot(),
-    DistributedLockModule.forRoot({ connections: redisUrls(), ttl: 10_000 }),
+    DistributedLockModule.forRootAsync({ useFactory: lockOptions }),
+    TerminusModule,
+    DistributedLockHealthModule,
   ],
-  controllers: [OrdersController],
-  providers: [AuditService, TasksService, PaymentsService],
+  controllers: [OrdersController, HealthController],
+  providers: [AuditService, LockEventsListener, TasksService, PaymentsService],
 })
 export class AppModule {}

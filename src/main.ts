@@ -1,8 +1,11 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module';
+import { startMetrics } from './telemetry';
 
 async function bootstrap(): Promise<void> {
+  // Before the application exists: the lock module records through the global MeterProvider.
+  startMetrics();
   const app = await NestFactory.create(AppModule);
   app.enableShutdownHooks();
   await app.listen(Number(process.env.PORT ?? 3000));

@@ -1,9 +1,11 @@
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import type { LockEvent } from '@app/distributed-lock';
 import { Redis } from 'ioredis';
 
 /**
  * Where the example app's jobs write what they did (a stand-in for your database). It uses its own
- * Redis connection, separate from the lock module's.
+ * Redis connection, separate from the lock module's. `npm run demo` reads these keys to check that
+ * every tick ran once and to draw its timeline.
  */
 @Injectable()
 export class AuditService implements OnApplicationShutdown {
@@ -22,20 +24,61 @@ export class AuditService implements OnApplicationShutdown {
       .multi()
       .hincrby(`demo:count:${job}`, String(tick), 1)
       .hset(`demo:who:${job}`, String(tick), this.replica)
+      .hincrby(`demo:runs:${this.replica}`, job, 1)
+      .sadd(`demo:ran:${job}:${this.replica}`, tick)
       .exec();
   }
 
-  /** Records an accepted payment for `orderId`. */
+  /** Records an accepted payment for `orderId`, and when and where it was charged. */
   async recordPayment(orderId: string): Promise<void> {
-    await this.redis.hincrby('demo:payments', orderId, 1);
+    await this.redis
+      .multi()
+      .hincrby('demo:payments', orderId, 1)
+      .hincrby(`demo:runs:${this.replica}`, 'payments', 1)
+      .rpush('demo:log', this.logEntry('payment', orderId))
+      .exec();
   }
 
-  /** Increments a counter. */
+  /** Increments a counter, and notes which replica did it and when. */
   async bump(name: string): Promise<void> {
-    await this.redis.incr(`demo:${name}`);
+    await this.redis
+      .multi()
+      .incr(`demo:${name}`)
+      .hincrby(`demo:runs:${this.replica}`, name, 1)
+      .rpush('demo:log', this.logEntry(name))
+      .exec();
+  }
+
+  /**
+   * Counts one lock event of this replica under `<name>|<outcome>`, where `name` is the
+   * `@Exclusive()` handler (else the key up to its first `:`) and `outcome` the event type, with the
+   * reason for `skipped` and `lost` (e.g. `skipped:tick-claimed`). A skipped cron run also notes
+   * its tick (in seconds), so a timeline can show which replica stood aside for which tick.
+   */
+  async recordLockEvent(event: LockEvent): Promise<void> {
+    const name = event.handler ?? event.keys[0].split(':')[0];
+    const outcome =
+      event.type === 'skipped' || event.type === 'lost'
+        ? `${event.type}:${event.reason}`
+        : event.type;
+    const tx = this.redis
+      .multi()
+      .hincrby(`demo:lock-events:${this.replica}`, `${name}|${outcome}`, 1);
+    if (event.type === 'skipped' && event.tick !== undefined) {
+      tx.hset(
+        `demo:lock-ticks:${this.replica}`,
+        `${name}|${Math.round(event.tick / 1000)}`,
+        outcome,
+      );
+    }
+    await tx.exec();
   }
 
   async onApplicationShutdown(): Promise<void> {
     await this.redis.quit();
+  }
+
+  private logEntry(what: string, detail?: string): string {
+    return JSON.stringify({ at: Date.now(), replica: this.replica, what, detail });
   }
 }
