@@ -1,15 +1,7 @@
 import type { Redis } from 'ioredis';
 import { RedisFleet } from './support/redis-fleet';
 import { closeAll, delay, inspectors } from './support/lock-app';
-import { startReplica, stopReplica, type Replica } from './support/replicas';
-
-/** Runs per tick second, for the ticks fully inside [from, to]. */
-async function perTick(records: Redis, job: string, from: number, to: number): Promise<number[]> {
-  const hash = await records.hgetall(`execs:${job}`);
-  const out: number[] = [];
-  for (let t = from; t <= to; t += 1) out.push(Number(hash[String(t)] ?? 0));
-  return out;
-}
+import { perTick, startReplica, stopReplica, type Replica } from './support/replicas';
 
 describe('@Cron handlers on three replicas with skewed clocks (child processes)', () => {
   let fleet: RedisFleet;
@@ -63,6 +55,32 @@ describe('@Cron handlers on three replicas with skewed clocks (child processes)'
     for (let t = from; t <= to; t += 1)
       for (const r of await records.lrange(`who:defaults:${t}`, 0, -1)) who.add(r);
     expect(who.size).toBeGreaterThanOrEqual(1);
+  });
+
+  it('runs every tick of 20 jobs exactly once on three replicas with no skew (simultaneous claims split votes)', async () => {
+    replicas = await Promise.all(
+      [0, 1, 2].map((i) =>
+        startReplica('cron-replica', {
+          MODE: 'many',
+          REDIS_URLS: fleet.urls.join(','),
+          RECORDS_URL: recordsFleet.urls[0],
+          REPLICA: `n${i}`,
+        }),
+      ),
+    );
+    const from = Math.ceil(Date.now() / 1000) + 1;
+    await delay(11_000);
+    const to = Math.floor(Date.now() / 1000) - 1;
+    await Promise.all(replicas.map((r) => stopReplica(r)));
+    expect(to - from).toBeGreaterThanOrEqual(8);
+    const wrong: string[] = [];
+    for (let job = 0; job < 20; job += 1) {
+      const runs = await perTick(records, `many${job}`, from, to);
+      runs.forEach((n, k) => {
+        if (n !== 1) wrong.push(`many${job} tick ${from + k}: ${n} runs`);
+      });
+    }
+    expect(wrong).toEqual([]);
   });
 
   it('lets a running job finish on SIGTERM and leaves no lock behind', async () => {

@@ -15,6 +15,7 @@ import {
 } from '@nestjs/microservices';
 import { Cron, Interval, ScheduleModule, SchedulerRegistry, Timeout } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
+import { Redis } from 'ioredis';
 import { firstValueFrom } from 'rxjs';
 import {
   DistributedLockConfigError,
@@ -321,6 +322,38 @@ describe('@Exclusive()', () => {
     expect(warnings).not.toMatch(/"worker" is shared/);
   });
 
+  it('fails bootstrap for options only the module can judge, naming the handler and the option', async () => {
+    @Injectable()
+    class ShortJobs {
+      /** 150 ms cannot be auto-extended at the default threshold (half the TTL) + 100 ms. */
+      @Cron('* * * * * *')
+      @Exclusive({ ttl: 150 })
+      async tick() {}
+    }
+    const [admin] = fleet.urls.map((u) => new Redis(u));
+    const clients = async () =>
+      String(await admin.client('LIST'))
+        .trim()
+        .split('\n').length;
+    const before = await clients();
+    const app = await Test.createTestingModule({
+      imports: [ScheduleModule.forRoot(), DistributedLockModule.forRoot(opts())],
+      providers: [ShortJobs],
+    }).compile();
+    const error = await app.init().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    closers.push(() => app.close().catch(() => undefined));
+    expect(error).toBeInstanceOf(DistributedLockConfigError);
+    expect((error as DistributedLockConfigError).field).toBe('ShortJobs.tick @Exclusive ttl');
+    expect(String(error)).toMatch(/too short to auto-extend/);
+    // Nothing was connected: Nest runs no shutdown hook after a failed init, so an open connection
+    // would keep the failed application's process alive instead of letting it exit.
+    expect(await clients()).toBe(before);
+    await admin.quit();
+  });
+
   it('rejects invalid options when the decorator is applied, naming the handler and the option', () => {
     const apply = (options: object) => {
       class Jobs {
@@ -336,5 +369,8 @@ describe('@Exclusive()', () => {
     expect(() => apply({ ttl: -1 })).toThrow('Jobs.run @Exclusive ttl');
     expect(() => apply({ key: '' })).toThrow('Jobs.run @Exclusive key');
     expect(() => apply({ wait: 10 })).toThrow("only applies with onBusy: 'wait'");
+    expect(() => apply({ lockAtLeastFor: 500, lockAtMostFor: 100 })).toThrow(
+      'Jobs.run @Exclusive lockAtLeastFor: must not exceed lockAtMostFor (100), got 500',
+    );
   });
 });

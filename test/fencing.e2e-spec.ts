@@ -114,20 +114,51 @@ describe('fencing tokens', () => {
     }
   });
 
+  it('stay monotonic after an empty restart of a key granted more than 1,000 times a second', async () => {
+    // Counters are floored at the client clock; a hot key gets ahead of a millisecond clock (one grant
+    // adds at least 1), so the floor must be fine enough that no Redis can out-grant it.
+    const fleet = await RedisFleet.start(1);
+    try {
+      const [a] = await replicas(fleet, 1);
+      let last = 0;
+      const t0 = Date.now();
+      let grants = 0;
+      while (Date.now() - t0 < 1_500 || grants < 3_000) {
+        const lock = await a.acquire('hot', { ttl: 100 });
+        last = lock.fencingToken;
+        await lock.release();
+        grants += 1;
+      }
+      const rate = grants / ((Date.now() - t0) / 1000);
+      expect(rate).toBeGreaterThan(1_000); // otherwise this test proves nothing on this machine
+      await fleet.nodes[0].restart(150); // down longer than the 100 ms TTL, back empty
+      await new Promise((r) => setTimeout(r, 1_200)); // module clients reconnect (capped at 1 s)
+      const after = await a.acquire('hot', { ttl: 100 });
+      expect(after.fencingToken).toBeGreaterThan(last);
+      await after.release();
+    } finally {
+      await fleet.stop();
+    }
+  });
+
   it('stay monotonic when one instance runs far ahead (a fast clock) and then dies', async () => {
     const fleet = await RedisFleet.start(3);
     try {
       const [a] = await replicas(fleet, 1);
       const [fast] = inspectors([fleet.urls[0]]);
-      const ahead = Date.now() + 3_600_000; // an hour ahead
+      const ahead = (Date.now() + 3_600_000) * 1_000; // an hour ahead (counters are in microseconds)
       await fast.set('fence:lock:skewed', String(ahead));
       await closeAll([fast]);
+      // With instance 2 down, the granting majority must include the fast instance 0.
+      await fleet.nodes[2].kill();
       const first = await a.acquire('skewed');
       expect(first.fencingToken).toBeGreaterThan(ahead);
       await first.release();
-      // Only the write-back put the high token on instances 1 and 2; without it they would now
-      // issue clock-based tokens an hour lower.
+      // Only the write-back put the high token on instance 1; instance 2 comes back empty. Without
+      // the write-back, instances 1 and 2 would now issue clock-based tokens an hour lower.
+      await fleet.nodes[2].start();
       await fleet.nodes[0].kill();
+      await new Promise((r) => setTimeout(r, 1_200)); // module clients reconnect (capped at 1 s)
       const second = await a.acquire('skewed');
       expect(second.fencingToken).toBeGreaterThan(first.fencingToken);
       await second.release();

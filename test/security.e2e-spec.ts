@@ -1,12 +1,13 @@
 import { Redis } from 'ioredis';
 import { LockUnavailableError } from '@app/distributed-lock';
+import { LockManager } from '@app/distributed-lock/lock-manager';
 import { RedisFleet } from './support/redis-fleet';
 import { makeTestCa } from './support/test-ca';
 import { CapturingLogger, closeAll, lockApp } from './support/lock-app';
 
 /** The documented least-privilege ACL for the lock client (README, "Security"). */
 export const LOCK_ACL =
-  'on >s3cret-pass -@all +evalsha +eval +set +get +del +exists +pexpire +ping +info ~lock:* ~fence:lock:*';
+  'on >s3cret-pass -@all +evalsha +eval +set +get +del +exists +pexpire +ping +info +publish +subscribe +unsubscribe +script|load ~lock:* ~fence:lock:* &lock:*';
 
 describe('security', () => {
   it('works with the documented least-privilege ACL user, and that user can touch nothing else', async () => {
@@ -32,7 +33,22 @@ describe('security', () => {
       expect(await app.locks.runExclusive('acl:run', (l) => l.keys, { ttl: 1_000 })).toEqual([
         'acl:run',
       ]);
-      expect(await app.locks.engine.claim('acl:tick', 1_000)).toBe(true);
+      // The per-tick claim @Exclusive makes for cron handlers (internal API).
+      expect(await app.app.get(LockManager).claim('acl:tick', 1_000)).toBe(true);
+      // A waiter is woken by the release announcement (PUBLISH in the script, SUBSCRIBE on the
+      // waiter's connection), not by its 2 s backoff: the ACL allows both.
+      const other = await lockApp({ connections });
+      const held = await app.locks.acquire('acl:handoff', { ttl: 5_000 });
+      const waiting = other.locks.acquire('acl:handoff', {
+        wait: 5_000,
+        retry: { delay: 2_000, maxDelay: 2_000 },
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      const released = performance.now();
+      await held.release();
+      await (await waiting).release();
+      expect(performance.now() - released).toBeLessThan(1_000);
+      await other.close();
       await app.close();
 
       const locker = new Redis({
@@ -46,6 +62,40 @@ describe('security', () => {
       await closeAll([locker]);
     } finally {
       await closeAll(admins);
+      await fleet.stop();
+    }
+  });
+
+  it('without +subscribe, waiting falls back to polling: no hot loop of SUBSCRIBE attempts', async () => {
+    const fleet = await RedisFleet.start(1);
+    const [admin] = fleet.urls.map((u) => new Redis(u));
+    try {
+      const acl = LOCK_ACL.replace('+subscribe ', '');
+      await admin.call('ACL', 'SETUSER', 'locker', ...acl.split(' '));
+      const connection = {
+        host: '127.0.0.1',
+        port: fleet.nodes[0].port,
+        username: 'locker',
+        password: 's3cret-pass',
+      };
+      const holder = await lockApp({ connections: [connection] });
+      const waiter = await lockApp({ connections: [connection] });
+      const held = await holder.locks.acquire('acl:poll', { ttl: 5_000 });
+      const waiting = waiter.locks.acquire('acl:poll', {
+        wait: 5_000,
+        retry: { delay: 200, maxDelay: 200, jitter: 0 },
+      });
+      await new Promise((r) => setTimeout(r, 1_000));
+      await held.release();
+      await (await waiting).release();
+      const stats = String(await admin.info('commandstats'));
+      const evalsha = Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+      // About 5 polls in 1 s at 200 ms (plus the holder's calls), not thousands of retries.
+      expect(evalsha).toBeLessThan(30);
+      await waiter.close();
+      await holder.close();
+    } finally {
+      await admin.quit();
       await fleet.stop();
     }
   });

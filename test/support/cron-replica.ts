@@ -2,7 +2,10 @@
  * One replica in a child process: a real Nest app with @nestjs/schedule and the lock module. Its clock
  * can be skewed (SKEW_MS) by patching Date.now before anything reads it; the cron library reads time
  * through luxon, which calls Date.now. Every job records HINCRBY execs:<job> <tick second> on the
- * records Redis, so the test can count runs per scheduled tick.
+ * records Redis, so the test can count runs per scheduled tick. MODE: 'cron' (every-second jobs), 'many' (20 of them),
+ * 'tz' (one 02:30 Europe/Berlin job; run it with different TZ env), 'http' (an @Exclusive route
+ * POST /orders/:id/pay on HTTP_PORT), anything else (one long job). Locks are on the Redis
+ * instances of REDIS_URLS, or with BACKEND=postgres on the PostgreSQL server of PG_URL.
  */
 const skew = Number(process.env.SKEW_MS ?? 0);
 if (skew !== 0) {
@@ -11,11 +14,23 @@ if (skew !== 0) {
 }
 
 import 'reflect-metadata';
-import { Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Controller,
+  Injectable,
+  Module,
+  Param,
+  Post,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Cron, ScheduleModule, Timeout } from '@nestjs/schedule';
 import { Redis } from 'ioredis';
-import { DistributedLockModule, Exclusive } from '@app/distributed-lock';
+import {
+  DistributedLockModule,
+  Exclusive,
+  type DistributedLockModuleOptions,
+} from '@app/distributed-lock';
+import { postgresBackend } from '@app/distributed-lock/postgres';
 
 const records = new Redis(process.env.RECORDS_URL!, { maxRetriesPerRequest: 1 });
 const replica = process.env.REPLICA ?? String(process.pid);
@@ -56,6 +71,16 @@ class CronJobs {
   }
 }
 
+/** MODE 'tz': a nightly job in an explicit zone, for replicas whose processes run in different TZs. */
+@Injectable()
+class ZonedJob {
+  @Cron('0 30 2 * * *', { timeZone: 'Europe/Berlin' })
+  @Exclusive()
+  nightly() {
+    return record('tz');
+  }
+}
+
 @Injectable()
 class LongJob {
   /** Starts once, takes LONG_JOB_MS: used to SIGTERM a replica mid-job. */
@@ -75,23 +100,82 @@ class Closer implements OnApplicationShutdown {
   }
 }
 
+/**
+ * MODE 'many': MANY_JOBS (default 20) independent every-second jobs, `@Cron` + `@Exclusive()` with no
+ * options, recorded as `many<i>`. Every tick is one race per job between the replicas, so a test sees
+ * enough simultaneous claims to catch split votes.
+ */
+@Injectable()
+class ManyJobs {}
+for (let i = 0; i < Number(process.env.MANY_JOBS ?? 20); i += 1) {
+  const name = `job${i}`;
+  Object.defineProperty(ManyJobs.prototype, name, {
+    value: function () {
+      return record(`many${i}`);
+    },
+    writable: true,
+    configurable: true,
+  });
+  const descriptor = Object.getOwnPropertyDescriptor(ManyJobs.prototype, name)!;
+  Exclusive()(ManyJobs.prototype, name, descriptor);
+  Cron('* * * * * *')(ManyJobs.prototype, name, descriptor);
+  Object.defineProperty(ManyJobs.prototype, name, descriptor);
+}
+
+/** MODE 'http': one paying request per order at a time across replicas; a duplicate gets 409. */
+@Controller('orders')
+class OrdersController {
+  @Post(':id/pay')
+  @Exclusive({ key: (id: string) => `order:${id}` })
+  async pay(@Param('id') id: string): Promise<{ paid: string; by: string }> {
+    await records.rpush(`pay:${id}`, replica);
+    await sleep(JOB_MS);
+    return { paid: id, by: replica };
+  }
+}
+
 const mode = process.env.MODE ?? 'cron';
+
+/** Where the locks live: the Redis instances of REDIS_URLS, or PostgreSQL (BACKEND=postgres, PG_URL). */
+const store: DistributedLockModuleOptions =
+  process.env.BACKEND === 'postgres'
+    ? { backend: postgresBackend({ connectionString: process.env.PG_URL! }) }
+    : {
+        connections: process.env.REDIS_URLS!.split(','),
+        keyPrefix: process.env.KEY_PREFIX ?? 'lock:',
+      };
 
 @Module({
   imports: [
     ScheduleModule.forRoot(),
-    DistributedLockModule.forRoot({
-      connections: process.env.REDIS_URLS!.split(','),
-      keyPrefix: process.env.KEY_PREFIX ?? 'lock:',
-      ttl: 2_000,
-      logger: false,
-    }),
+    DistributedLockModule.forRoot({ ...store, ttl: 2_000, logger: false }),
   ],
-  providers: [mode === 'cron' ? CronJobs : LongJob, Closer],
+  controllers: mode === 'http' ? [OrdersController] : [],
+  providers: [
+    ...(mode === 'http'
+      ? []
+      : [
+          mode === 'cron'
+            ? CronJobs
+            : mode === 'many'
+              ? ManyJobs
+              : mode === 'tz'
+                ? ZonedJob
+                : LongJob,
+        ]),
+    Closer,
+  ],
 })
 class ReplicaModule {}
 
 async function main(): Promise<void> {
+  if (mode === 'http') {
+    const app = await NestFactory.create(ReplicaModule, { logger: ['error', 'warn'] });
+    app.enableShutdownHooks();
+    await app.listen(Number(process.env.HTTP_PORT), '127.0.0.1');
+    process.send?.('ready');
+    return;
+  }
   const app = await NestFactory.createApplicationContext(ReplicaModule, {
     logger: ['error', 'warn'],
   });

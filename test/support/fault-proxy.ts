@@ -7,8 +7,12 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 export class FaultProxy {
   /** Added to every chunk, each direction (so a round trip gets twice this). */
   latencyMs = 0;
-  /** Up to this much more, at random, per chunk. */
+  /** Up to this much more, at random, per chunk (never reordering bytes: a chunk waits for the last). */
   jitterMs = 0;
+  /** Extra delay on requests only (client → Redis), on top of `latencyMs`. */
+  upMs = 0;
+  /** Extra delay on replies only (Redis → client), on top of `latencyMs`. */
+  downMs = 0;
   private readonly sockets = new Set<Socket>();
   private readonly server: Server;
   private port = 0;
@@ -50,13 +54,21 @@ export class FaultProxy {
         upstream.destroy();
       });
     }
-    const pipe = (from: Socket, to: Socket) =>
+    const pipe = (from: Socket, to: Socket, extra: () => number) => {
+      // A TCP stream must stay in order: each chunk is due no earlier than the one before it.
+      let lastDue = 0;
       from.on('data', (chunk) => {
-        const delay = this.latencyMs + Math.random() * this.jitterMs;
-        if (delay <= 0) to.write(chunk);
-        else setTimeout(() => to.writable && to.write(chunk), delay);
+        const due = Math.max(
+          lastDue,
+          Date.now() + this.latencyMs + extra() + Math.random() * this.jitterMs,
+        );
+        lastDue = due;
+        const wait = due - Date.now();
+        if (wait <= 0) to.write(chunk);
+        else setTimeout(() => to.writable && to.write(chunk), wait);
       });
-    pipe(client, upstream);
-    pipe(upstream, client);
+    };
+    pipe(client, upstream, () => this.upMs);
+    pipe(upstream, client, () => this.downMs);
   }
 }

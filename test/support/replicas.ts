@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 
 /** A child process running `test/support/<script>.ts` with ts-node, as one replica. */
 export interface Replica {
@@ -58,4 +59,20 @@ export async function stopReplica(
 ): Promise<number | null> {
   if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill(signal);
   return r.exited;
+}
+
+/**
+ * Runs per tick second of `job` recorded by the cron replicas (`HINCRBY execs:<job> <second> 1`),
+ * for the ticks in [from, to].
+ */
+export async function perTick(
+  records: Redis,
+  job: string,
+  from: number,
+  to: number,
+): Promise<number[]> {
+  const hash = await records.hgetall(`execs:${job}`);
+  const out: number[] = [];
+  for (let t = from; t <= to; t += 1) out.push(Number(hash[String(t)] ?? 0));
+  return out;
 }

@@ -1,0 +1,120 @@
+import type { ModuleMetadata, Type } from '@nestjs/common';
+import type { TestingModule } from '@nestjs/testing';
+import type { App } from 'supertest/types';
+import type { DistributedLockModuleOptions, LockEvent, LockService } from '@app/distributed-lock';
+
+/**
+ * The lock contract, written once and run against every backend (ShedLock's
+ * `AbstractLockProviderIntegrationTest`, madelson/DistributedLock's shared provider tests): the same
+ * `LockService` and `@Exclusive()` behaviour whatever store is behind the module.
+ *
+ * A backend joins with `test/contract/<backend>.contract.e2e-spec.ts` calling
+ * `describeLockContract(name, harness)`. The harness, for PostgreSQL for instance:
+ *
+ * ```ts
+ * let server: PostgresServer;
+ * let admin: Pool;
+ * describeLockContract('postgres', {
+ *   async start() { server = await PostgresServer.start(); admin = new Pool({ connectionString: server.url }); },
+ *   async stop() { await admin.end(); await server.stop(); },
+ *   compile: (metadata, options) =>
+ *     Test.createTestingModule({
+ *       ...metadata,
+ *       imports: [
+ *         DistributedLockModule.forRoot({ logger: false, ...options, backend: postgresBackend({ connectionString: server.url }) }),
+ *         ...(metadata.imports ?? []),
+ *       ],
+ *     }).compile(),
+ *   // holdElsewhere omitted: the contract boots a second replica with `compile` and acquires there.
+ *   dropKey: async (key) => { await admin.query('DELETE FROM distributed_locks WHERE key = $1', [key]); },
+ *   makeUnavailable: async () => server.pause(),      // SIGSTOP (or kill): calls must fail, not hang
+ *   restore: async () => server.resume(),
+ * });
+ * ```
+ */
+export interface LockContractHarness {
+  /** Once before the suite: start servers. */
+  start?(): Promise<void> | void;
+  /** Once after the suite: stop what `start` started. */
+  stop?(): Promise<void> | void;
+  /**
+   * Compiles (does not initialise) one replica: a testing module that imports the lock module over
+   * this backend with `options` merged over the harness's own (connections, logger off, timeouts),
+   * plus `metadata`'s imports, controllers and providers. Every replica compiled in one test must
+   * share one store.
+   */
+  compile(metadata: ModuleMetadata, options: ContractLockOptions): Promise<TestingModule>;
+  /**
+   * Optional: another replica takes `key` for `ttl` ms and keeps it (never released by the holder);
+   * resolves with its fencing token. Without it the contract compiles a second replica with `compile`
+   * and acquires there (the right thing for real stores; the in-memory store uses its controller).
+   */
+  holdElsewhere?(key: string, ttl: number): Promise<number> | number;
+  /** Deletes the lock on `key` behind its holder's back, as if it had expired or been evicted. */
+  dropKey(key: string): Promise<void> | void;
+  /** Makes the store unable to decide (e.g. a majority paused): every lock call must fail, not hang. */
+  makeUnavailable(): Promise<void> | void;
+  /**
+   * Ends `makeUnavailable` and resolves once lock calls succeed again (e.g. after the instances
+   * answer). Also called after every test.
+   */
+  restore(): Promise<void> | void;
+  /** Optional: after every test (after its apps closed), e.g. forget per-test state. */
+  cleanup?(): Promise<void> | void;
+}
+
+/** Module options a contract test may set; the harness supplies the store. */
+export type ContractLockOptions = Omit<
+  DistributedLockModuleOptions,
+  'connections' | 'clients' | 'backend'
+>;
+
+/** One initialised replica of a contract test, with every event it emitted. */
+export interface BootedReplica {
+  readonly moduleRef: TestingModule;
+  readonly locks: LockService;
+  readonly events: LockEvent[];
+}
+
+/** What the contract's test groups get from `describeLockContract`: replicas, keys, helpers. */
+export interface ContractContext {
+  readonly harness: LockContractHarness;
+  /** Compiles and initialises a replica; closed after the test. */
+  boot(metadata?: ModuleMetadata, options?: ContractLockOptions): Promise<BootedReplica>;
+  /** An initialised HTTP application with `controllers`, for supertest; closed after the test. */
+  bootHttp(controllers: Type[]): Promise<App>;
+  /** Another replica takes `key` for `ttl` ms (default one minute); its fencing token. */
+  holdElsewhere(key: string, ttl?: number): Promise<number>;
+  /** A lock key no earlier test used: a lock a failed test left behind never leaks into the next. */
+  key(what: string): string;
+  /** A fresh id for keys that decorators build (`order:<id>`). */
+  newId(what: string): string;
+}
+
+/** Resolves after `ms`. */
+export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Resolves when `signal` aborts, or rejects after `ms`. */
+export function aborted(signal: AbortSignal, ms: number): Promise<unknown> {
+  if (signal.aborted) return Promise.resolve(signal.reason);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`signal not aborted within ${ms} ms`)), ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve(signal.reason);
+    });
+  });
+}
+
+/** Polls `check` every 20 ms until it is true or `ms` passed; returns the last answer. */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  ms: number,
+): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    if (await check()) return true;
+    if (performance.now() > deadline) return false;
+    await delay(20);
+  }
+}
