@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import { DistributedLockModule, LockService } from '../libs/distributed-lock/src';
+import { LockManager } from '../libs/distributed-lock/src/lock-manager';
 import { RedisFleet } from '../test/support/redis-fleet';
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -23,9 +24,9 @@ function heapMb(): number {
   return process.memoryUsage().heapUsed / 1_048_576;
 }
 const handles = () => process.getActiveResourcesInfo().length;
-/** Locks the service still tracks (held, and running with auto-extension): each owns a timer. */
-const tracked = (locks: LockService) => {
-  const internals = locks as unknown as { held: Set<unknown>; running: Map<unknown, unknown> };
+/** Locks the module still tracks (held, and running with auto-extension): each owns a timer. */
+const tracked = (manager: LockManager) => {
+  const internals = manager as unknown as { held: Set<unknown>; running: Map<unknown, unknown> };
   return internals.held.size + internals.running.size;
 };
 
@@ -47,10 +48,11 @@ async function main(): Promise<void> {
   }).compile();
   await app.init();
   const locks = app.get(LockService);
+  const manager = app.get(LockManager);
   const rows: string[] = [];
   try {
     for (let i = 0; i < 5_000; i += 1) await (await locks.acquire(`warm:${i % 100}`)).release();
-    const base = { heap: heapMb(), timers: tracked(locks), handles: handles() };
+    const base = { heap: heapMb(), timers: tracked(manager), handles: handles() };
     rows.push(
       `| start (after 5k warm-up cycles) | ${base.heap.toFixed(1)} | ${base.timers} | ${base.handles} | |`,
     );
@@ -66,7 +68,7 @@ async function main(): Promise<void> {
       }),
     );
     const cyclesS = (performance.now() - t0) / 1000;
-    const afterCycles = { heap: heapMb(), timers: tracked(locks), handles: handles() };
+    const afterCycles = { heap: heapMb(), timers: tracked(manager), handles: handles() };
     rows.push(
       `| after ${done.toLocaleString('en-US')} acquire/release cycles (${cyclesS.toFixed(1)} s) | ${afterCycles.heap.toFixed(1)} | ${afterCycles.timers} | ${afterCycles.handles} | ${(afterCycles.heap - base.heap).toFixed(1)} MB vs start |`,
     );
@@ -102,15 +104,15 @@ async function main(): Promise<void> {
     }
     await ready;
     const holdStart = performance.now();
-    const during = { heap: heapMb(), timers: tracked(locks), handles: handles() };
+    const during = { heap: heapMb(), timers: tracked(manager), handles: handles() };
     await new Promise((r) => setTimeout(r, HOLD_MS));
     const heldFor = (performance.now() - holdStart) / 1000;
-    const duringEnd = { heap: heapMb(), timers: tracked(locks), handles: handles() };
+    const duringEnd = { heap: heapMb(), timers: tracked(manager), handles: handles() };
     release();
     await Promise.all(runs);
     const callsAfter = await scriptCalls(admin);
     const extendCalls = callsAfter - callsBefore - 2 * started * fleet.nodes.length; // minus acquire + release
-    const after = { heap: heapMb(), timers: tracked(locks), handles: handles() };
+    const after = { heap: heapMb(), timers: tracked(manager), handles: handles() };
     rows.push(
       `| ${started.toLocaleString('en-US')} locks held with auto-extension (just acquired${failed ? `; ${failed} acquisitions failed` : ''}) | ${during.heap.toFixed(1)} | ${during.timers} | ${during.handles} | ${(((during.heap - afterCycles.heap) * 1024) / HELD).toFixed(2)} KB per held lock |`,
       `| the same, ${heldFor.toFixed(1)} s later (TTL ${TTL} ms, extended every ${TTL / 2} ms) | ${duringEnd.heap.toFixed(1)} | ${duringEnd.timers} | ${duringEnd.handles} | ${(duringEnd.heap - during.heap).toFixed(1)} MB change while held |`,
