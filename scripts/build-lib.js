@@ -19,28 +19,63 @@ execFileSync(
   },
 );
 
+// Subpath entry points: a folder of the library with an index.ts becomes `nestjs-distributed-lock/<name>`.
+const SUBPATHS = ['testing', 'terminus', 'postgres'].filter((name) =>
+  existsSync(join(root, 'libs/distributed-lock/src', name, 'index.ts')),
+);
+const exportsMap = {
+  '.': { types: './index.d.ts', default: './index.js' },
+  ...Object.fromEntries(
+    SUBPATHS.map((name) => [
+      `./${name}`,
+      { types: `./${name}/index.d.ts`, default: `./${name}/index.js` },
+    ]),
+  ),
+  './package.json': './package.json',
+};
+
 const pkg = {
   name: 'nestjs-distributed-lock',
   version: workspace.version,
   description:
-    'Distributed locks for NestJS on Redis (Redlock): LockService and @Exclusive() for cron jobs, routes and providers. Fails closed, tells busy from Redis-down, releases on shutdown.',
+    'Distributed locks for NestJS on Redis (Redlock) or PostgreSQL: LockService and @Exclusive() for cron jobs, routes and providers. Fails closed, tells busy from down, releases on shutdown; events, OpenTelemetry, Terminus and a testing kit.',
   license: 'MIT',
   main: 'index.js',
   types: 'index.d.ts',
+  exports: exportsMap,
   files: ['**/*.js', '**/*.d.ts', '**/*.js.map', 'README.md', 'CHANGELOG.md'],
-  keywords: ['nestjs', 'redis', 'redlock', 'distributed-lock', 'mutex', 'cron', 'ioredis'],
+  keywords: [
+    'nestjs',
+    'redis',
+    'redlock',
+    'distributed-lock',
+    'mutex',
+    'cron',
+    'ioredis',
+    'postgres',
+  ],
   engines: { node: '>=18.18' },
   peerDependencies: {
-    '@nestjs/common': '^10.0.0 || ^11.0.0',
-    '@nestjs/core': '^10.0.0 || ^11.0.0',
-    '@nestjs/schedule': '^4.0.0 || ^5.0.0 || ^6.0.0',
+    '@nestjs/common': '^10.0.0 || ^11.0.0 || ^12.0.0',
+    '@nestjs/core': '^10.0.0 || ^11.0.0 || ^12.0.0',
+    '@nestjs/schedule': '^4.0.0 || ^5.0.0 || ^6.0.0 || ^12.0.0',
+    '@nestjs/terminus': '^10.0.0 || ^11.0.0 || ^12.0.0',
+    '@opentelemetry/api': '^1.4.0',
     ioredis: '^5.0.0 || ^6.0.0',
+    pg: '^8.0.0',
     'reflect-metadata': '^0.1.13 || ^0.2.0',
     rxjs: '^7.0.0',
   },
-  peerDependenciesMeta: { '@nestjs/schedule': { optional: true } },
+  peerDependenciesMeta: {
+    '@nestjs/schedule': { optional: true },
+    '@nestjs/terminus': { optional: true },
+    '@opentelemetry/api': { optional: true },
+    pg: { optional: true },
+  },
 };
 writeFileSync(join(out, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
 for (const f of ['README.md', 'CHANGELOG.md'])
   if (existsSync(join(root, f))) cpSync(join(root, f), join(out, f));
-console.log(`built ${pkg.name}@${pkg.version} in ${out}`);
+console.log(
+  `built ${pkg.name}@${pkg.version} in ${out} (subpaths: ${SUBPATHS.join(', ') || 'none'})`,
+);
