@@ -422,7 +422,9 @@ export class RedisLockBackend implements LockBackend {
    * After a failed vote: did this contender win some instances? Grants already counted say so at
    * once. Otherwise instances that neither refused nor failed may still be answering: a contender
    * whose own grants come back last saw a majority refuse first (every contender of a split can).
-   * Wait for them briefly (a few times as long as the vote took, within the command timeout).
+   * Wait for them briefly (a few times as long as the vote took, within the command timeout). The
+   * verdict runs in `setImmediate` after the timer: after a stall (a GC pause, a busy process) the
+   * timer fires before the socket is read, and a grant that arrived in time must still count.
    */
   private splitVote(tally: Tally, asks: Array<Promise<Vote>>, start: number): Promise<boolean> {
     if (tally.granted.size > 0) return Promise.resolve(true);
@@ -431,7 +433,7 @@ export class RedisLockBackend implements LockBackend {
     const bound = Math.min(this.commandTimeout, Math.max(10, 4 * (performance.now() - start)));
     return new Promise((resolve) => {
       let left = open.length;
-      const timer = setTimeout(() => resolve(false), bound);
+      const timer = setTimeout(() => setImmediate(() => resolve(false)), bound);
       for (const ask of open) {
         void ask.then((v) => {
           if (v.kind === 'for' || (left -= 1) === 0) {
