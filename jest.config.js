@@ -28,6 +28,9 @@ module.exports = {
       ...common,
       displayName: 'e2e',
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
+      // Real servers and child-process replicas: on a loaded 2-core machine their start-up alone
+      // can take tens of seconds, and a hang is still caught.
+      testTimeout: 120_000,
       slowTestThreshold: 30,
     },
   ],

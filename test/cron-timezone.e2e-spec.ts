@@ -115,7 +115,7 @@ describe("@Cron('0 30 2 * * *', { timeZone: 'Europe/Berlin' }) on three replicas
     // differ by STAGGER_MS from one another so that their runs do not overlap: with identical clocks
     // all three fire in the same millisecond, and the job lock (held for the 10 ms run) alone would
     // make two of them skip, whatever tick each one computed.
-    const LEAD_MS = 8_000;
+    const LEAD_MS = 20_000;
     const STAGGER_MS = 200;
     const fire = new CronTime('0 30 2 * * *', 'Europe/Berlin').sendAt().toMillis();
     const skew = fire - LEAD_MS - Date.now();

@@ -19,13 +19,26 @@ describe('Example app: GET /health (AppModule on 3 Redis instances from REDIS_UR
   let app: INestApplication<App>;
 
   /** Polls GET /health until it answers `status` (the probe of a killed instance fails at once). */
-  async function until(status: number, timeoutMs: number): Promise<request.Response> {
+  /** Polls GET /health until it answers `status` (and, if given, `upCount` instances answer). */
+  async function until(
+    status: number,
+    timeoutMs: number,
+    upCount?: number,
+  ): Promise<request.Response> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       const res = await request(app.getHttpServer()).get('/health');
-      if (res.status === status) return res;
+      const body = res.body as { details?: { distributedLock?: { up?: number } } };
+      if (
+        res.status === status &&
+        (upCount === undefined || body.details?.distributedLock?.up === upCount)
+      ) {
+        return res;
+      }
       if (performance.now() > deadline) {
-        throw new Error(`GET /health still answers ${res.status} after ${timeoutMs} ms`);
+        throw new Error(
+          `GET /health still answers ${res.status} (${JSON.stringify(res.body)}) after ${timeoutMs} ms`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -65,7 +78,7 @@ describe('Example app: GET /health (AppModule on 3 Redis instances from REDIS_UR
   it('503 with up: 1 once 2 of the 3 instances are killed; 200 again once they are restarted', async () => {
     await fleet.nodes[1].kill();
     await fleet.nodes[2].kill();
-    const res = await until(503, 2_000);
+    const res = await until(503, 4_000);
     const details = { status: 'down', instances: 3, up: 1, quorum: 2 };
     expect(res.body).toEqual({
       status: 'error',
@@ -75,7 +88,8 @@ describe('Example app: GET /health (AppModule on 3 Redis instances from REDIS_UR
     });
     // (Also lets the module close connected clients: closing ones of dead instances leaves timers.)
     await fleet.heal();
-    const back = await until(200, 5_000);
+    // Restarted instances reconnect one by one: wait until all three answer again.
+    const back = await until(200, 10_000, 3);
     expect(back.body).toMatchObject({ details: { distributedLock: { up: 3 } } });
   });
 });

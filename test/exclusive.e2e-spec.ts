@@ -118,7 +118,7 @@ class Worker {
     return 'ran';
   }
 
-  @Exclusive({ key: 'worker', onBusy: 'wait', wait: 3_000, sharedKey: true })
+  @Exclusive({ key: 'worker', onBusy: 'wait', wait: 10_000, sharedKey: true })
   waitIfBusy() {
     return 'waited';
   }
@@ -297,8 +297,13 @@ describe('@Exclusive()', () => {
     });
 
     it("throws LockBusyError by default, skips with 'skip', waits with 'wait'", async () => {
-      const running = worker.work(400);
-      await delay(50);
+      const seenBefore = worker.seen.length;
+      const running = worker.work(2_000);
+      // Held once the method body runs (it records current() first).
+      for (let i = 0; worker.seen.length === seenBefore; i += 1) {
+        if (i > 250) throw new Error('the decorated method did not start within 5 s');
+        await delay(20);
+      }
       await expect(worker.work(1)).rejects.toBeInstanceOf(LockBusyError);
       await expect(worker.skipIfBusy()).resolves.toBeUndefined();
       await expect(worker.waitIfBusy()).resolves.toBe('waited');

@@ -269,7 +269,7 @@ describe('PostgreSQL backend', () => {
       server.pause();
       const down = await timed(b.health());
       expect(down.value).toEqual({ instances: 1, up: 0, quorum: 1 });
-      expect(down.ms).toBeLessThan(2_000);
+      expect(down.ms).toBeLessThan(4_000);
     });
   });
 
@@ -350,7 +350,7 @@ describe('PostgreSQL backend', () => {
       const during = await timed(b.locks.tryAcquire('paused-holder'));
       expectUnavailable(during.error);
       expect(during.ms).toBeGreaterThan(700);
-      expect(during.ms).toBeLessThan(2_500);
+      expect(during.ms).toBeLessThan(5_000);
 
       server.resume();
       const next = await b.locks.acquire('paused-holder', { wait: 5_000 });
@@ -382,7 +382,7 @@ describe('PostgreSQL backend', () => {
       const exhausted = await timed(locks.acquire('pool-exhausted'));
       expectUnavailable(exhausted.error);
       expect(exhausted.ms).toBeGreaterThan(800);
-      expect(exhausted.ms).toBeLessThan(2_000);
+      expect(exhausted.ms).toBeLessThan(4_000);
       hog.release();
       const lock = await locks.acquire('pool-exhausted');
       await lock.release();
@@ -409,7 +409,7 @@ describe('PostgreSQL backend', () => {
           await blocker.query('SELECT * FROM distributed_locks WHERE key = $1 FOR UPDATE', [key]);
           const blocked = await timed(locks.acquire(key));
           expectUnavailable(blocked.error);
-          expect(blocked.ms).toBeLessThan(2_000);
+          expect(blocked.ms).toBeLessThan(4_000);
           await blocker.query('COMMIT');
         } finally {
           blocker.release();
@@ -431,7 +431,7 @@ describe('PostgreSQL backend', () => {
       expect(booting.error).toBeUndefined();
       const app = booting.value!;
       apps.push(app);
-      expect(booting.ms).toBeLessThan(3_000);
+      expect(booting.ms).toBeLessThan(5_000);
       const calls: Array<() => Promise<unknown>> = [
         () => app.locks.acquire('late'),
         () => app.locks.isLocked('late'),
@@ -440,7 +440,7 @@ describe('PostgreSQL backend', () => {
         const result = await timed(call());
         expectUnavailable(result.error);
         expect(result.ms).toBeGreaterThan(700);
-        expect(result.ms).toBeLessThan(2_000);
+        expect(result.ms).toBeLessThan(4_000);
       }
       late.resume();
       const lock = await app.locks.acquire('late');
@@ -456,7 +456,7 @@ describe('PostgreSQL backend', () => {
       apps.push(nobody);
       const refused = await timed(nobody.locks.tryAcquire('nobody'));
       expectUnavailable(refused.error);
-      expect(refused.ms).toBeLessThan(1_500);
+      expect(refused.ms).toBeLessThan(3_000);
     });
   });
 
@@ -468,12 +468,23 @@ describe('PostgreSQL backend', () => {
       expect(quiet.ms).toBeGreaterThanOrEqual(290);
 
       const waiting = timed(b.waitForRelease!(['unrelated', 'notify'], 5_000));
-      await delay(150); // the listening connection is open by now
+      // The waiter's LISTEN is in place (its connection's last statement) before the release.
+      const listening = async () =>
+        (
+          await admin.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN %'`,
+          )
+        ).rows[0].n;
+      for (let i = 0; (await listening()) === 0; i += 1) {
+        if (i > 250) throw new Error('no LISTEN connection after 5 s');
+        await delay(20);
+      }
       const released = performance.now();
       await a.release(lock, ['notify']);
       const woke = await waiting;
-      expect(woke.ms).toBeLessThan(1_000);
-      expect(performance.now() - released).toBeLessThan(200);
+      // Woken by the announcement, long before the 5 s timeout (a poll-only wait would sleep on).
+      expect(woke.ms).toBeLessThan(2_500);
+      expect(performance.now() - released).toBeLessThan(1_500);
     });
 
     it('with a user pool, holds one of its clients while waiting and hands it back on close', async () => {

@@ -129,7 +129,7 @@ describe('DistributedLockHealthIndicator (Terminus 11, 3 Redis instances)', () =
   it('503 at once when 2 of 3 are killed, 200 once they are restarted', async () => {
     await fleet.nodes[0].kill();
     await fleet.nodes[1].kill();
-    const failing = await until(503, 1_000);
+    const failing = await until(503, 3_000);
     expect(failing.body).toMatchObject({ status: 'error', error: { distributedLock: down(1) } });
     await fleet.heal();
     expect((await until(200, 5_000)).body).toMatchObject({ status: 'ok' });

@@ -153,7 +153,7 @@ export function lockServiceContract(ctx: ContractContext): void {
       const seen = await locks.runExclusive(
         k,
         async (lock) => {
-          await delay(1_250);
+          await delay(3_200);
           return {
             aborted: lock.signal.aborted,
             locked: await locks.isLocked(k),
@@ -161,7 +161,7 @@ export function lockServiceContract(ctx: ContractContext): void {
             expiresAt: lock.expiresAt,
           };
         },
-        { ttl: 400 },
+        { ttl: 1_000 },
       );
       expect(seen).toMatchObject({ aborted: false, locked: true, other: null });
       expect(seen.expiresAt).toBeGreaterThan(Date.now());

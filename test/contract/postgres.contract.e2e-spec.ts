@@ -29,7 +29,7 @@ describeLockContract('postgres', {
       ...metadata,
       imports: [
         DistributedLockModule.forRoot({
-          backend: postgresBackend({ connectionString: server.connectionString, timeout: 500 }),
+          backend: postgresBackend({ connectionString: server.connectionString, timeout: 1_500 }),
           logger: false,
           ...options,
         }),

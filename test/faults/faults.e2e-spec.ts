@@ -87,6 +87,36 @@ describe('fault injection (3 Redis instances, 4 worker processes)', () => {
     return { ...total, lostUpdates: total.runs - counter };
   };
 
+  /**
+   * Waits until every worker's module client is connected again to the restarted instances (each
+   * client reconnects on its own backoff, capped at 1 s): counts the clients each instance lists,
+   * leaving out subscriber connections and the inspector asking.
+   */
+  const workersReconnected = async (nodes: number[], ms = 10_000) => {
+    const admins = inspectors(nodes.map((i) => fleet.urls[i]));
+    try {
+      const deadline = performance.now() + ms;
+      for (;;) {
+        const lists = await Promise.all(admins.map((c) => c.client('LIST') as Promise<string>));
+        const counts = lists.map(
+          (list) =>
+            list
+              .split('\n')
+              .filter(
+                (line) => line.includes(' cmd=') && !/ cmd=(s|p)?subscribe| cmd=client/.test(line),
+              ).length,
+        );
+        if (counts.every((n) => n >= workers.length)) return;
+        if (performance.now() > deadline) {
+          throw new Error(`workers connected to the restarted instances: ${counts.join(', ')}`);
+        }
+        await delay(25);
+      }
+    } finally {
+      await closeAll(admins);
+    }
+  };
+
   beforeAll(async () => {
     [fleet, resourceFleet] = await Promise.all([RedisFleet.start(3), RedisFleet.start(1)]);
     [resource] = inspectors(resourceFleet.urls);
@@ -172,7 +202,7 @@ describe('fault injection (3 Redis instances, 4 worker processes)', () => {
 
     // Recovery: restart them (empty) and work resumes by itself.
     await Promise.all([fleet.nodes[0].start(), fleet.nodes[1].start()]);
-    await delay(1_200);
+    await workersReconnected([0, 1]);
     const after = await run('majority', { runs: 25 });
     row(
       'recovery',

@@ -6,6 +6,7 @@ import {
   LockService,
   type DistributedLockModuleOptions,
 } from '@app/distributed-lock';
+import { LockManager } from '@app/distributed-lock/lock-manager';
 
 /** A logger that remembers what it was told, for asserting warnings. */
 export class CapturingLogger implements LoggerService {
@@ -62,3 +63,20 @@ export const since = (start: number): number => performance.now() - start;
 
 /** Sleeps `ms`. */
 export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until the replica's backend sees `up` instances answering (restarted instances reconnect on
+ * the client's own backoff, capped at 1 s, each on its own schedule); throws after `ms`.
+ */
+export async function untilUp(replica: LockApp, up: number, ms = 10_000): Promise<void> {
+  const backend = replica.app.get(LockManager, { strict: false }).backend;
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const health = await backend.health();
+    if (health.up === up) return;
+    if (performance.now() > deadline) {
+      throw new Error(`the backend sees ${health.up} instances up after ${ms} ms, want ${up}`);
+    }
+    await delay(25);
+  }
+}
