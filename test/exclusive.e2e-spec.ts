@@ -335,7 +335,7 @@ describe('@Exclusive()', () => {
       @Exclusive({ ttl: 150 })
       async tick() {}
     }
-    const [admin] = fleet.urls.map((u) => new Redis(u));
+    const admin = new Redis(fleet.urls[0]);
     const clients = async () =>
       String(await admin.client('LIST'))
         .trim()

@@ -52,6 +52,41 @@ describe('hand-off between waiters (3 instances)', () => {
     await next.release();
   });
 
+  it('leaves no backoff timer running once a woken waiter has the lock', async () => {
+    const holder = await open({ connections: fleet.urls });
+    const waiter = await open({ connections: fleet.urls });
+    // Timers of the waiter's 6 s backoff: armed while it waits, and still armed after the hand-off
+    // unless cleared (each would keep a process that is shutting down alive for up to 6 s).
+    const armed = new Set<unknown>();
+    const cleared = new Set<unknown>();
+    const set = jest.spyOn(global, 'setTimeout');
+    const clear = jest.spyOn(global, 'clearTimeout');
+    try {
+      for (const key of ['no-timer-first', 'no-timer-again']) {
+        const lock = await holder.locks.acquire(key, { ttl: 10_000 });
+        const waiting = waiter.locks.acquire(key, {
+          wait: 15_000,
+          retry: { delay: 6_000, maxDelay: 6_000, jitter: 0 },
+        });
+        await delay(200);
+        await lock.release();
+        await (await waiting).release();
+      }
+      set.mock.calls.forEach(([, ms], i) => {
+        if (ms === 6_000) armed.add(set.mock.results[i].value); // the backoff (jitter 0)
+      });
+      for (const [timer] of clear.mock.calls) cleared.add(timer);
+      expect(armed.size).toBeGreaterThanOrEqual(2); // one per wait: the test sees the backoff
+      expect({
+        armed: armed.size,
+        stillArmed: [...armed].filter((t) => !cleared.has(t)).length,
+      }).toEqual({ armed: armed.size, stillArmed: 0 });
+    } finally {
+      set.mockRestore();
+      clear.mockRestore();
+    }
+  });
+
   it('still gets a lock that expired instead of being released (nothing is announced): the poll covers it', async () => {
     const holder = await open({ connections: fleet.urls });
     const waiter = await open({ connections: fleet.urls, retry: { delay: 50, maxDelay: 100 } });
@@ -115,6 +150,26 @@ describe('hand-off between waiters (3 instances)', () => {
       expect(await c.set('borrowed:check', '1')).toBe('OK');
     }
     await closeAll(borrowed);
+  });
+
+  it('closes promptly while a waiter is still subscribing on a frozen instance', async () => {
+    const holder = await open({ connections: fleet.urls });
+    const app = await lockApp({ connections: fleet.urls });
+    try {
+      const lock = await holder.locks.acquire('subscribing-close', { ttl: 10_000 });
+      fleet.nodes[2].pause(); // its SUBSCRIBE will not be confirmed
+      const waiting = app.locks
+        .acquire('subscribing-close', { wait: 20_000, retry: { delay: 6_000, maxDelay: 6_000 } })
+        .catch((e: unknown) => e);
+      await delay(300); // busy, now waiting for the first subscription
+      const t0 = performance.now();
+      await app.close();
+      expect(since(t0)).toBeLessThan(3_000);
+      expect(String(await waiting)).toMatch(/shutting down/);
+      await lock.release();
+    } finally {
+      fleet.nodes[2].resume();
+    }
   });
 
   it.each(['owned connections', 'borrowed clients without commandTimeout'])(

@@ -69,7 +69,7 @@ describe('security', () => {
 
   it('without +subscribe, waiting falls back to polling: no hot loop of SUBSCRIBE attempts', async () => {
     const fleet = await RedisFleet.start(1);
-    const [admin] = fleet.urls.map((u) => new Redis(u));
+    const admin = new Redis(fleet.urls[0]);
     try {
       const acl = LOCK_ACL.replace('+subscribe ', '');
       await admin.call('ACL', 'SETUSER', 'locker', ...acl.split(' '));
@@ -103,7 +103,7 @@ describe('security', () => {
 
   it('reports a missing ACL permission as unavailable with the NOPERM reason, never as busy', async () => {
     const fleet = await RedisFleet.start(1);
-    const [admin] = fleet.urls.map((u) => new Redis(u));
+    const admin = new Redis(fleet.urls[0]);
     try {
       await admin.call(
         'ACL',

@@ -55,11 +55,18 @@ export class ReleaseWaiters {
     }
     if (fresh.length > 0) {
       const started = Date.now();
-      const subscribed = await Promise.race([Promise.all(fresh), sleep(timeoutMs)]);
+      // The timeout is cleared when the subscription wins: a timer left running would keep a
+      // process that is shutting down alive for up to the backoff.
+      let timer: NodeJS.Timeout | undefined;
+      const subscribed = await Promise.race([
+        Promise.all(fresh).then((done) => done.some(Boolean)),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+      ]);
+      clearTimeout(timer);
       this.releaseChannels(channels);
       // Subscribed: look again at once (a release may have come just before). Not subscribed
       // anywhere (down, or refused): this wait is plain backoff, never a hot loop.
-      if (Array.isArray(subscribed) && subscribed.some(Boolean)) return;
+      if (subscribed) return;
       return sleep(Math.max(0, timeoutMs - (Date.now() - started)));
     }
     await new Promise<void>((resolve) => {
