@@ -14,10 +14,6 @@ const common = {
 /** @type {import('jest').Config} */
 module.exports = {
   testTimeout: 60_000,
-  // Every suite exits on its own (checked one by one), but the combined in-band run (1 worker on
-  // 2 cores) is kept alive by one timer we have not traced yet (no socket, no child process is
-  // left). Until it is found, exit after the run rather than hang CI; see the CHANGELOG.
-  forceExit: true,
   projects: [
     {
       ...common,

@@ -152,6 +152,33 @@ describe('hand-off between waiters (3 instances)', () => {
     await closeAll(borrowed);
   });
 
+  it.each(['killed', 'frozen'])(
+    'wakes a waiter on release while one instance is %s (a majority still announces it)',
+    async (how) => {
+      const holder = await open({ connections: fleet.urls });
+      const waiter = await open({ connections: fleet.urls });
+      try {
+        const lock = await holder.locks.acquire(`minority-${how}`, { ttl: 10_000 });
+        if (how === 'killed') await fleet.nodes[2].kill();
+        else fleet.nodes[2].pause();
+        const waiting = waiter.locks.acquire(`minority-${how}`, {
+          wait: 20_000,
+          retry: { delay: 8_000, maxDelay: 8_000, jitter: 0 },
+        });
+        await delay(300);
+        const released = performance.now();
+        await lock.release();
+        await (await waiting).release();
+        // Before the fix the first wait on the channel waited for every instance's SUBSCRIBE,
+        // and the one down answered only at its command timeout (~5 s) or the 8 s poll.
+        expect(since(released)).toBeLessThan(2_500);
+      } finally {
+        fleet.nodes[2].resume();
+        await fleet.heal();
+      }
+    },
+  );
+
   it('closes promptly while a waiter is still subscribing on a frozen instance', async () => {
     const holder = await open({ connections: fleet.urls });
     const app = await lockApp({ connections: fleet.urls });

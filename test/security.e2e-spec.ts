@@ -93,7 +93,18 @@ describe('security', () => {
       const evalsha = Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0);
       // About 5 polls in 1 s at 200 ms (plus the holder's calls), not thousands of retries.
       expect(evalsha).toBeLessThan(30);
+
+      // A waiter sleeping out a long poll is woken by close(), not left to keep the process alive.
+      const again = await holder.locks.acquire('acl:poll', { ttl: 5_000 });
+      const sleeping = waiter.locks
+        .acquire('acl:poll', { wait: 30_000, retry: { delay: 8_000, maxDelay: 8_000, jitter: 0 } })
+        .catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 300));
+      const t0 = performance.now();
       await waiter.close();
+      expect(String(await sleeping)).toMatch(/shutting down/);
+      expect(performance.now() - t0).toBeLessThan(2_000); // before the fix: the 8 s poll ran out
+      await again.release();
       await holder.close();
     } finally {
       await admin.quit();

@@ -1,5 +1,4 @@
 import type { Redis } from 'ioredis';
-import { sleep } from '../utils/backoff';
 import { isCluster, type LockClient } from './redis-instances';
 
 /** How long a channel stays subscribed after its last waiter left: bursts of contention reuse it. */
@@ -23,6 +22,8 @@ export class ReleaseWaiters {
   private readonly wakers = new Map<string, Set<() => void>>();
   private readonly subscribed = new Map<string, Promise<boolean>>();
   private readonly lingering = new Map<string, NodeJS.Timeout>();
+  /** Every pending sleep or subscription wait, woken by close(). */
+  private readonly sleepers = new Set<() => void>();
   private closed = false;
   /** Set when an instance refused SUBSCRIBE (an ACL without it): waiters poll from then on. */
   private refused = false;
@@ -34,12 +35,14 @@ export class ReleaseWaiters {
   }
 
   /**
-   * Resolves when one of `channels` announces a release, or after `timeoutMs`. The first wait on a
-   * channel subscribes and returns as soon as the subscription is active (a release may have come
-   * before it, so the caller should look again at once).
+   * Resolves when one of `channels` announces a release, after `timeoutMs`, or on close(). The
+   * first wait on a channel subscribes and returns as soon as one instance confirmed it (a release
+   * may have come before it, so the caller should look again at once): an instance that is down
+   * does not hold the wait up, since the majority that runs a release also announces it.
    */
   async wait(channels: string[], timeoutMs: number): Promise<void> {
-    if (!this.enabled || this.closed || this.refused) return sleep(timeoutMs);
+    if (this.closed) return;
+    if (!this.enabled || this.refused) return this.pause(timeoutMs);
     const fresh: Array<Promise<boolean>> = [];
     for (const channel of channels) {
       const linger = this.lingering.get(channel);
@@ -57,17 +60,15 @@ export class ReleaseWaiters {
       const started = Date.now();
       // The timeout is cleared when the subscription wins: a timer left running would keep a
       // process that is shutting down alive for up to the backoff.
-      let timer: NodeJS.Timeout | undefined;
-      const subscribed = await Promise.race([
+      const subscribed = await this.until(
         Promise.all(fresh).then((done) => done.some(Boolean)),
-        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
-      ]);
-      clearTimeout(timer);
+        timeoutMs,
+      );
       this.releaseChannels(channels);
       // Subscribed: look again at once (a release may have come just before). Not subscribed
       // anywhere (down, or refused): this wait is plain backoff, never a hot loop.
-      if (subscribed) return;
-      return sleep(Math.max(0, timeoutMs - (Date.now() - started)));
+      if (subscribed || this.closed) return;
+      return this.pause(Math.max(0, timeoutMs - (Date.now() - started)));
     }
     await new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined = undefined;
@@ -89,6 +90,8 @@ export class ReleaseWaiters {
   /** Closes the subscriber connections and wakes every waiter. */
   close(): void {
     this.closed = true;
+    for (const wake of [...this.sleepers]) wake();
+    this.sleepers.clear();
     for (const timer of this.lingering.values()) clearTimeout(timer);
     this.lingering.clear();
     for (const set of this.wakers.values()) for (const wake of [...set]) wake();
@@ -127,22 +130,57 @@ export class ReleaseWaiters {
     return this.subscribers;
   }
 
-  /** Resolves true when at least one instance confirmed the subscription. */
+  /**
+   * Resolves true as soon as one instance confirmed the subscription, false once every instance
+   * failed it (an instance that is down answers only at its command timeout, or never).
+   */
   private subscribe(channel: string): Promise<boolean> {
-    return Promise.all(
-      this.connections().map((s, i) =>
-        s.subscribe(this.prefix(i) + channel).then(
-          () => true,
-          (error: unknown) => {
-            // Not subscribed there: forget it so a later wait tries again, unless Redis refused
-            // the command itself (NOPERM): then announcements are off for this app.
-            this.subscribed.delete(channel);
-            if (error instanceof Error && error.name === 'ReplyError') this.refused = true;
-            return false;
-          },
-        ),
+    const attempts = this.connections().map((s, i) =>
+      s.subscribe(this.prefix(i) + channel).then(
+        () => true,
+        (error: unknown) => {
+          // Not subscribed there: forget it so a later wait tries again, unless Redis refused
+          // the command itself (NOPERM): then announcements are off for this app.
+          this.subscribed.delete(channel);
+          if (error instanceof Error && error.name === 'ReplyError') this.refused = true;
+          return false;
+        },
       ),
-    ).then((done) => done.some(Boolean));
+    );
+    return new Promise((resolve) => {
+      let left = attempts.length;
+      for (const attempt of attempts) {
+        void attempt.then((ok) => {
+          left -= 1;
+          if (ok) resolve(true);
+          else if (left === 0) resolve(false);
+        });
+      }
+    });
+  }
+
+  /** Sleeps `ms`, or less if close() comes first. */
+  private pause(ms: number): Promise<void> {
+    return this.until(new Promise<never>(() => undefined), ms).then(() => undefined);
+  }
+
+  /**
+   * `promise`'s value, or false after `ms` or on close(), whichever comes first; the timer never
+   * outlives the wait.
+   */
+  private until(promise: Promise<boolean>, ms: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (value: boolean) => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve(value);
+      };
+      const wake = () => done(false);
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+      void promise.then(done);
+    });
   }
 
   /** Unsubscribes channels nobody waits on any more, after a while. */
