@@ -16,6 +16,7 @@ import {
   LockUnavailableError,
   LockBusyError,
 } from '@app/distributed-lock';
+import { LockManager } from '@app/distributed-lock/lock-manager';
 
 interface RunCommand {
   op: 'run';
@@ -31,7 +32,7 @@ interface HoldCommand {
   key: string;
   ttl: number;
 }
-type Command = RunCommand | HoldCommand | { op: 'exit' };
+type Command = RunCommand | HoldCommand | { op: 'health' } | { op: 'exit' };
 
 const resource = new Redis(process.env.RESOURCE_URL!, { maxRetriesPerRequest: 1 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
   }).compile();
   await app.init();
   const locks = app.get(LockService);
+  const backend = app.get(LockManager, { strict: false }).backend;
 
   const run = async (c: RunCommand) => {
     const stats = emptyStats();
@@ -107,6 +109,14 @@ async function main(): Promise<void> {
         await resource.quit();
         process.exit(0);
       });
+      return;
+    }
+    if (c.op === 'health') {
+      // How many instances this worker's own lock clients reach (PING through the backend).
+      void backend.health().then(
+        (health) => process.send!({ result: health }),
+        (e: unknown) => process.send!({ error: String(e) }),
+      );
       return;
     }
     const job = c.op === 'run' ? run(c) : hold(c);
