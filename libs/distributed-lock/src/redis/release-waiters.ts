@@ -70,20 +70,15 @@ export class ReleaseWaiters {
       if (subscribed || this.closed) return;
       return this.pause(Math.max(0, timeoutMs - (Date.now() - started)));
     }
-    await new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout | undefined = undefined;
-      const wake = () => {
-        clearTimeout(timer);
-        for (const channel of channels) this.wakers.get(channel)?.delete(wake);
-        resolve();
-      };
-      timer = setTimeout(wake, timeoutMs);
-      for (const channel of channels) {
-        let set = this.wakers.get(channel);
-        if (!set) this.wakers.set(channel, (set = new Set()));
-        set.add(wake);
-      }
-    });
+    let wake: () => void = () => undefined;
+    const announced = new Promise<boolean>((resolve) => (wake = () => resolve(true)));
+    for (const channel of channels) {
+      let set = this.wakers.get(channel);
+      if (!set) this.wakers.set(channel, (set = new Set()));
+      set.add(wake);
+    }
+    await this.until(announced, timeoutMs);
+    for (const channel of channels) this.wakers.get(channel)?.delete(wake);
     this.releaseChannels(channels);
   }
 
