@@ -27,7 +27,7 @@ import {
   type Lock,
 } from '@app/distributed-lock';
 import { freePort, RedisFleet } from './support/redis-fleet';
-import { CapturingLogger, delay } from './support/lock-app';
+import { CapturingLogger, delay, eventually } from './support/lock-app';
 
 const counts = new Map<string, number>();
 const bump = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1);
@@ -300,10 +300,7 @@ describe('@Exclusive()', () => {
       const seenBefore = worker.seen.length;
       const running = worker.work(2_000);
       // Held once the method body runs (it records current() first).
-      for (let i = 0; worker.seen.length === seenBefore; i += 1) {
-        if (i > 250) throw new Error('the decorated method did not start within 5 s');
-        await delay(20);
-      }
+      expect(await eventually(() => worker.seen.length > seenBefore, 5_000)).toBe(true);
       await expect(worker.work(1)).rejects.toBeInstanceOf(LockBusyError);
       await expect(worker.skipIfBusy()).resolves.toBeUndefined();
       await expect(worker.waitIfBusy()).resolves.toBe('waited');

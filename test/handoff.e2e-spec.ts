@@ -6,7 +6,15 @@
  */
 import { Redis } from 'ioredis';
 import { RedisFleet } from './support/redis-fleet';
-import { closeAll, delay, inspectors, lockApp, since, type LockApp } from './support/lock-app';
+import {
+  closeAll,
+  delay,
+  eventually,
+  inspectors,
+  lockApp,
+  since,
+  type LockApp,
+} from './support/lock-app';
 
 describe('hand-off between waiters (3 instances)', () => {
   let fleet: RedisFleet;
@@ -111,16 +119,13 @@ describe('hand-off between waiters (3 instances)', () => {
     const waiting = other.locks.acquire('subs', { wait: 5_000 });
     const subscribed = async () =>
       (String(await admin.client('LIST')).match(/cmd=subscribe/g) ?? []).length >= 1;
-    for (let i = 0; !(await subscribed()); i += 1) {
-      if (i > 200) throw new Error('no subscriber connection after 5 s of waiting');
-      await delay(25);
-    }
+    expect(await eventually(subscribed, 5_000)).toBe(true);
     await lock.release();
     await (await waiting).release();
     await other.close();
     await app.close();
     // Closed connections leave the server's list once it reads their FIN: poll, boundedly.
-    for (let i = 0; (await clients()) !== before && i < 200; i += 1) await delay(25);
+    await eventually(async () => (await clients()) === before, 5_000);
     expect(await clients()).toBe(before);
     await closeAll([admin]);
   });

@@ -5,9 +5,16 @@ import {
   LockUnavailableError,
   type Lock,
 } from '@app/distributed-lock';
-import { aborted } from './contract/contract-context';
 import { RedisFleet } from './support/redis-fleet';
-import { closeAll, delay, inspectors, lockApp, since, type LockApp } from './support/lock-app';
+import {
+  aborted,
+  closeAll,
+  delay,
+  inspectors,
+  lockApp,
+  since,
+  type LockApp,
+} from './support/lock-app';
 
 describe('LockService on three Redis instances', () => {
   let fleet: RedisFleet;

@@ -12,7 +12,7 @@ import { RedisFleet } from './support/redis-fleet';
 import {
   CapturingLogger,
   closeAll,
-  delay,
+  eventually,
   inspectors,
   lockApp,
   type LockApp,
@@ -194,7 +194,7 @@ describe('DistributedLockModule', () => {
     const before = await countClients();
     await own.close();
     // The server drops a closed connection from its list once it reads the QUIT (or the FIN).
-    for (let i = 0; (await countClients()) !== before - 1 && i < 200; i += 1) await delay(25);
+    await eventually(async () => (await countClients()) === before - 1, 5_000);
     expect(await countClients()).toBe(before - 1);
     await borrowed.locks.runExclusive('borrowed', () => undefined);
     await borrowed.close();

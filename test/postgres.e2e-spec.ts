@@ -15,7 +15,7 @@ import {
   type PostgresBackendOptions,
 } from '@app/distributed-lock/postgres';
 import { lockStatements } from '@app/distributed-lock/postgres/postgres.sql';
-import { delay, lockApp, type LockApp } from './support/lock-app';
+import { aborted, delay, eventually, lockApp, type LockApp } from './support/lock-app';
 import { freePort } from './support/redis-fleet';
 import { PostgresServer } from './support/postgres-server';
 
@@ -34,28 +34,6 @@ async function timed<T>(promise: Promise<T>): Promise<{ ms: number; value?: T; e
     return { ms: performance.now() - start, value };
   } catch (error) {
     return { ms: performance.now() - start, error };
-  }
-}
-
-/** Resolves with the signal's reason once it aborts; rejects after `ms`. */
-function aborted(signal: AbortSignal, ms: number): Promise<unknown> {
-  if (signal.aborted) return Promise.resolve(signal.reason);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`signal not aborted within ${ms} ms`)), ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve(signal.reason);
-    });
-  });
-}
-
-/** Polls `check` every 20 ms until it is true or `ms` passed. */
-async function eventually(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (performance.now() > deadline) return false;
-    await delay(20);
   }
 }
 
@@ -475,10 +453,7 @@ describe('PostgreSQL backend', () => {
             `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'LISTEN %'`,
           )
         ).rows[0].n;
-      for (let i = 0; (await listening()) === 0; i += 1) {
-        if (i > 250) throw new Error('no LISTEN connection after 5 s');
-        await delay(20);
-      }
+      expect(await eventually(async () => (await listening()) > 0, 5_000)).toBe(true);
       const released = performance.now();
       await a.release(lock, ['notify']);
       const woke = await waiting;

@@ -91,30 +91,5 @@ export interface ContractContext {
   newId(what: string): string;
 }
 
-/** Resolves after `ms`. */
-export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Resolves when `signal` aborts, or rejects after `ms`. */
-export function aborted(signal: AbortSignal, ms: number): Promise<unknown> {
-  if (signal.aborted) return Promise.resolve(signal.reason);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`signal not aborted within ${ms} ms`)), ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve(signal.reason);
-    });
-  });
-}
-
-/** Polls `check` every 20 ms until it is true or `ms` passed; returns the last answer. */
-export async function eventually(
-  check: () => boolean | Promise<boolean>,
-  ms: number,
-): Promise<boolean> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (performance.now() > deadline) return false;
-    await delay(20);
-  }
-}
+// The contract's helpers are the suite-wide ones.
+export { aborted, delay, eventually } from '../support/lock-app';

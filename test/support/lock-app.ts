@@ -64,6 +64,31 @@ export const since = (start: number): number => performance.now() - start;
 /** Sleeps `ms`. */
 export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Resolves with the signal's reason once it aborts (at once if it already has); rejects after `ms`. */
+export function aborted(signal: AbortSignal, ms: number): Promise<unknown> {
+  if (signal.aborted) return Promise.resolve(signal.reason);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`signal not aborted within ${ms} ms`)), ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve(signal.reason);
+    });
+  });
+}
+
+/** Polls `check` every 20 ms until it is true or `ms` passed; returns the last answer. */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  ms: number,
+): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    if (await check()) return true;
+    if (performance.now() > deadline) return false;
+    await delay(20);
+  }
+}
+
 /**
  * Waits until the replica's backend sees `up` instances answering (restarted instances reconnect on
  * the client's own backoff, capped at 1 s, each on its own schedule); throws after `ms`.
