@@ -5,7 +5,7 @@ import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
 import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable.error';
 import { argumentError } from '../options/validators';
-import { newLockValue } from '../redis/lock-value';
+import { newLockValue } from '../backend/lock-value';
 import { PgExecutor, PgFailure } from './postgres-executor';
 import { lockStatements, quoteIdentifier, type LockStatements } from './postgres.sql';
 import { OrphanReaper } from './orphan-reaper';

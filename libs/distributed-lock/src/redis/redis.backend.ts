@@ -9,7 +9,7 @@ import { sleep } from '../utils/backoff';
 import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-backend.interface';
 import type { ResolvedLockOptions } from '../options/resolved-options';
 import { isCluster, RedisInstances, type LockClient } from './redis-instances';
-import { newLockValue } from './lock-value';
+import { newLockValue } from '../backend/lock-value';
 import { ACQUIRE, EXTEND, FENCE, RELEASE } from './lock.scripts';
 import { vote, type Tally, type Vote } from './quorum';
 import { checkSameSlot, fenceKeyFor, FENCE_NAMESPACE } from './redis-keys';
