@@ -4,8 +4,15 @@
  * still runs. Real redis-server processes; races that need parallelism run in child processes.
  */
 import type { Redis } from 'ioredis';
+import { Injectable } from '@nestjs/common';
+import { Cron } from '@nestjs/schedule';
+import { Test } from '@nestjs/testing';
 import {
+  DistributedLockConfigError,
+  DistributedLockModule,
+  Exclusive,
   InvalidLockArgumentError,
+  LockService,
   LockLostError,
   LockUnavailableError,
   type Lock,
@@ -20,6 +27,7 @@ import {
   delay,
   inspectors,
   lockApp,
+  untilUp,
   type LockApp,
 } from './support/lock-app';
 import { startReplica, stopReplica, type Replica } from './support/replicas';
@@ -341,6 +349,117 @@ describe('no orphan locks, shutdown races (in-process)', () => {
       notes:
         'signal aborted, extension stopped; the other replica stayed out until the lock expired by its 3 s TTL',
     });
+  });
+});
+
+describe('a release, a tick claim and a TTL that used to leave a key held by nobody', () => {
+  let fleet: RedisFleet;
+  let admin: Redis[];
+
+  beforeAll(async () => {
+    fleet = await RedisFleet.start(3);
+    admin = inspectors(fleet.urls);
+  });
+  afterAll(async () => {
+    await closeAll(admin);
+    await fleet.stop();
+  });
+
+  it('sends a release again to an instance whose connection reset just before it', async () => {
+    const app = await opened(lockApp({ connections: fleet.urls }));
+    await untilUp(app, 3);
+    const lock = await app.locks.acquire('release-reset', { ttl: 10_000 });
+    // Every lock-client connection to instance C resets (the inspector's own is skipped).
+    await admin[2].client('KILL', 'TYPE', 'normal');
+    await lock.release();
+    // A and B released at once; C must get the release once its client reconnects (~100 ms),
+    // not keep the key for the rest of its 10 s TTL.
+    const left = await untilGone(admin, 'lock:release-reset', 3_000);
+    reportRow({
+      scenario: 'release that misses an instance',
+      operations: '1 lock, 1 release',
+      faults:
+        "the lock client's connection to 1 of 3 instances reset (CLIENT KILL) just before release()",
+      violations: left.filter((ms) => ms !== -2).length,
+      notes: 'the missed release is queued for that client and sent again once it is ready',
+    });
+    expect(left).toEqual([-2, -2, -2]);
+  });
+
+  it('runs a cron tick it claimed while shutdown began, so no replica loses that tick', async () => {
+    const runs: number[] = [];
+    @Injectable()
+    class Ticker {
+      @Cron('* * * * * *')
+      @Exclusive()
+      tick() {
+        runs.push(Date.now());
+      }
+    }
+    const proxies = await Promise.all(fleet.nodes.map((n) => FaultProxy.start(n.port)));
+    try {
+      const app = await Test.createTestingModule({
+        imports: [
+          DistributedLockModule.forRoot({
+            connections: proxies.map((p) => p.url),
+            commandTimeout: 2_000,
+            logger: false,
+          }),
+        ],
+        providers: [Ticker],
+      }).compile();
+      await app.init();
+      const skipped: string[] = [];
+      app.get(LockService).events.subscribe((e) => {
+        if (e.type === 'skipped') skipped.push(e.reason);
+      });
+      await app.get(LockService).isLocked('warm');
+      // The claim is in flight for ~200 ms; shutdown begins 50 ms into it. (The scheduler is not
+      // imported: the handler is invoked as its cron job would, once.)
+      for (const p of proxies) p.latencyMs = 100;
+      const run = app.get(Ticker).tick() as unknown as Promise<unknown>;
+      await delay(50);
+      const closing = app.close();
+      await run;
+      await closing;
+      const claims = await admin[0].keys('lock:Ticker.tick:tick:*');
+      reportRow({
+        scenario: 'cron tick claimed as shutdown begins',
+        operations: '1 tick',
+        faults: 'app.close() 50 ms into a ~200 ms tick claim',
+        violations: claims.length - runs.length,
+        notes: 'shutdown waits for the claim in flight and runs the tick it claimed',
+      });
+      expect(claims).toHaveLength(1);
+      expect(skipped).toEqual([]);
+      expect(runs).toHaveLength(1);
+    } finally {
+      await Promise.all(proxies.map((p) => p.stop()));
+    }
+  });
+
+  it('rejects a ttl no store could grant as bad input, naming the smallest usable value', async () => {
+    const app = await opened(lockApp({ connections: fleet.urls }));
+    for (const ttl of [1, 2, 3]) {
+      const error = await app.locks.tryAcquire('tiny-ttl', { ttl }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidLockArgumentError);
+      expect((error as InvalidLockArgumentError).field).toBe('ttl');
+      expect(String(error)).toMatch(/at least 4 ms/);
+    }
+    // The smallest accepted TTL is one the arithmetic can grant: "unavailable" stays for the store.
+    const outcomes = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        app.locks.tryAcquire(`smallest-ttl-${Math.random()}`, { ttl: 4 }).then(
+          () => 'granted',
+          (e: unknown) => (e as Error).name,
+        ),
+      ),
+    );
+    expect(outcomes).not.toContain('InvalidLockArgumentError');
+    await expect(lockApp({ connections: fleet.urls, ttl: 3 })).rejects.toThrow(
+      DistributedLockConfigError,
+    );
+    await expect(lockApp({ connections: fleet.urls, ttl: 3 })).rejects.toThrow(/at least 4 ms/);
   });
 });
 

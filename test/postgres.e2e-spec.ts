@@ -18,6 +18,7 @@ import { lockStatements } from '@app/distributed-lock/postgres/postgres.sql';
 import { aborted, delay, eventually, lockApp, type LockApp } from './support/lock-app';
 import { freePort } from './support/redis-fleet';
 import { PostgresServer } from './support/postgres-server';
+import { reportRow } from './support/reliability-report';
 
 /**
  * The PostgreSQL backend beyond the shared contract (test/contract/postgres.contract.e2e-spec.ts):
@@ -398,6 +399,35 @@ describe('PostgreSQL backend', () => {
         await lock.release();
       },
     );
+
+    it('a tick claim that timed out and commits later is undone, so the tick is not lost (a user pool)', async () => {
+      const key = 'blocked-claim:tick:1';
+      const store = backend({ pool: userPool(4) });
+      await store.connect(); // the table exists before it is locked
+      const blocker = await admin.connect();
+      try {
+        await blocker.query('BEGIN');
+        await blocker.query('LOCK TABLE distributed_locks IN ACCESS EXCLUSIVE MODE');
+        const blocked = await timed(store.claim(key, 60_000));
+        expectUnavailable(blocked.error);
+        expect(blocked.ms).toBeLessThan(4_000);
+        await delay(1_000); // the table stays locked for ~2 s in all
+        await blocker.query('COMMIT');
+      } finally {
+        blocker.release();
+      }
+      // The abandoned INSERT ran once unblocked; the claim it made for nobody is given back.
+      const undone = await eventually(async () => !(await store.isLocked(key)), 3_000);
+      reportRow({
+        scenario: 'PostgreSQL: tick claim that timed out, then committed',
+        operations: '1 tick claim',
+        faults: 'the lock table locked for ~2 s (a user pool: no server-side statement timeout)',
+        violations: undone ? 0 : 1,
+        notes: 'LockUnavailableError after ~1 s; the late commit is undone by the orphan reaper',
+      });
+      expect(undone).toBe(true);
+      expect(await store.claim(key, 60_000)).toBe(true);
+    });
 
     it('unreachable at bootstrap: the app starts, calls fail closed in about a second, and work once it is back', async () => {
       const late = await PostgresServer.start();

@@ -23,7 +23,7 @@ import { LockHandle, type LockEnd, type LockHandleOwner } from './lock';
 import type { ResolvedLockOptions, ResolvedRetry } from './options/resolved-options';
 import type { ResolvedRun } from './options/run-options';
 import { resolveRetry } from './options/validate-options';
-import { argumentError, checkInteger } from './options/validators';
+import { argumentError, checkInteger, checkTtl } from './options/validators';
 import { backoffDelay, sleep } from './utils/backoff';
 
 // The global `performance`, not node:perf_hooks': jest's fake timers replace the global, so lock
@@ -44,7 +44,10 @@ export class LockManager
   private readonly context = new AsyncLocalStorage<Lock>();
   private readonly plans = new Map<object, ExclusivePlan>();
   private closing = false;
-  /** Acquisitions waiting for the backend; shutdown waits for them so none is granted and forgotten. */
+  /**
+   * Acquisitions waiting for the backend and committed runs not yet running (`enter`); shutdown
+   * waits for them so none is granted and forgotten.
+   */
   private pending = 0;
   private drained: (() => void) | undefined;
 
@@ -69,7 +72,12 @@ export class LockManager
   ttlOf(options: AcquireOptions): number {
     return options.ttl === undefined
       ? this.options.ttl
-      : checkInteger('ttl', options.ttl, 1, undefined, argumentError);
+      : checkTtl('ttl', options.ttl, this.options.minTtl, argumentError);
+  }
+
+  /** @see LockHandleOwner */
+  get minTtl(): number {
+    return this.options.minTtl;
   }
 
   /**
@@ -81,6 +89,7 @@ export class LockManager
     ttl: number,
     options: AcquireOptions,
     handler?: string,
+    committed = false,
   ): Promise<LockHandle> {
     const wait =
       options.wait === undefined
@@ -98,7 +107,7 @@ export class LockManager
     const start = performance.now();
     for (let attempt = 0; ; attempt += 1) {
       try {
-        const lock = await this.acquireOnce(keys, ttl, handler);
+        const lock = await this.acquireOnce(keys, ttl, handler, committed);
         if (this.events.observed) {
           this.events.emit({
             type: 'acquired',
@@ -134,13 +143,17 @@ export class LockManager
     }
   }
 
-  /** Runs `work` holding `lock`, keeping it extended; releases (or shortens) it afterwards. */
+  /**
+   * Runs `work` holding `lock`, keeping it extended; releases (or shortens) it afterwards. The work
+   * counts as running (shutdown waits for it) from this call on.
+   */
   runHolding<T>(
     lock: LockHandle,
     work: (lock: Lock) => Promise<T> | T,
     run: ResolvedRun,
+    committed = false,
   ): Promise<T> {
-    if (this.closing) {
+    if (this.closing && !committed) {
       // Shutdown began between the grant and here: no new work starts.
       return this.releaseQuietly(lock).then(() => {
         throw new LockUnavailableError(lock.keys, Messages.shuttingDown);
@@ -181,6 +194,22 @@ export class LockManager
   /** Takes `key` for `ttl` ms and never releases it (a cron tick claim). */
   claim(key: string, ttl: number): Promise<boolean> {
     return this.backend.claim(key, ttl);
+  }
+
+  /**
+   * Marks a run as committed: shutdown, if it begins now, waits until the returned function is
+   * called (once the run has been handed to `runHolding`, or has ended) before it looks at the work
+   * running. A cron tick claim commits its replica to the tick (every other replica skips it), so
+   * the claimed run must go ahead (`committed` acquisition and run) instead of being refused.
+   */
+  enter(): () => void {
+    this.pending += 1;
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      this.leave();
+    };
   }
 
   /** The plan of an `@Exclusive()` method: resolved at bootstrap by the explorer, else now. */
@@ -279,8 +308,13 @@ export class LockManager
     await this.backend.close();
   }
 
-  private async acquireOnce(keys: string[], ttl: number, handler?: string): Promise<LockHandle> {
-    if (this.closing) throw new LockUnavailableError(keys, Messages.shuttingDown);
+  private async acquireOnce(
+    keys: string[],
+    ttl: number,
+    handler: string | undefined,
+    committed: boolean,
+  ): Promise<LockHandle> {
+    if (this.closing && !committed) throw new LockUnavailableError(keys, Messages.shuttingDown);
     this.pending += 1;
     try {
       const handle = new LockHandle(
@@ -290,7 +324,7 @@ export class LockManager
         ttl,
         handler,
       );
-      if (this.closing) {
+      if (this.closing && !committed) {
         // Granted after shutdown began: give it back now, while the connections are still open.
         await this.releaseQuietly(handle);
         throw new LockUnavailableError(keys, Messages.shuttingDown);
@@ -298,9 +332,13 @@ export class LockManager
       this.held.add(handle);
       return handle;
     } finally {
-      this.pending -= 1;
-      if (this.pending === 0) this.drained?.();
+      this.leave();
     }
+  }
+
+  private leave(): void {
+    this.pending -= 1;
+    if (this.pending === 0) this.drained?.();
   }
 
   private failed(error: unknown, keys: string[], start: number, handler?: string): void {

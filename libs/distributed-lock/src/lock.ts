@@ -3,7 +3,7 @@ import { Messages } from './distributed-lock.messages';
 import { LockLostError } from './errors/lock-lost.error';
 import type { LockLostReason } from './events/lock-event.interface';
 import type { Lock } from './interfaces/lock.interface';
-import { argumentError, checkInteger } from './options/validators';
+import { argumentError, checkTtl } from './options/validators';
 
 // The global `performance`, not node:perf_hooks': jest's fake timers replace the global, so lock
 // deadlines follow `jest.advanceTimersByTime` (the testing kit); outside jest both are the same object.
@@ -22,6 +22,8 @@ const WHY: Record<LockEnd, string> = {
 /** What a handle tells its owner (the `LockManager`) about its life. @internal */
 export interface LockHandleOwner {
   readonly backend: LockBackend;
+  /** The smallest TTL that can be granted (module option checks). */
+  readonly minTtl: number;
   /** Called once, when the handle stops holding the lock. */
   ended(handle: LockHandle, end: LockEnd): void;
   /** Called after each successful extension, with how long it took. */
@@ -88,7 +90,7 @@ export class LockHandle implements Lock {
   }
 
   async extend(ttl: number = this.ttl): Promise<void> {
-    checkInteger('ttl', ttl, 1, undefined, argumentError);
+    checkTtl('ttl', ttl, this.owner.minTtl, argumentError);
     if (this.end !== undefined) throw this.lostError(`already ${WHY[this.end]}`);
     const start = performance.now();
     let extended: BackendLock;

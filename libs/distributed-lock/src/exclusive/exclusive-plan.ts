@@ -66,7 +66,7 @@ export function checkExclusiveFields(o: ExclusiveOptions, fail: ErrorFactory): v
 export function planExclusive(
   meta: ExclusiveMetadata,
   fn: object,
-  module: Pick<ResolvedLockOptions, 'ttl' | 'extendThreshold'>,
+  module: Pick<ResolvedLockOptions, 'ttl' | 'extendThreshold' | 'minTtl'>,
 ): ExclusivePlan {
   const where = `${meta.className}.${meta.methodName}`;
   const fail = exclusiveError(where);

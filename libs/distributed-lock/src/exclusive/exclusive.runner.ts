@@ -47,6 +47,8 @@ export async function runExclusiveHandler(
   const plan = manager.planFor(wrapper, meta);
   let keys: string[] | undefined;
   let tick: number | undefined;
+  /** Set while a tick claim is in flight or won: shutdown waits, and the claimed run goes ahead. */
+  let leave: (() => void) | undefined;
   try {
     keys = normalizeKeys(resolveKey(meta, args));
     if (manager.isClosing) {
@@ -57,23 +59,44 @@ export async function runExclusiveHandler(
       const claim = cronTick(plan.claimCron, Date.now());
       if (claim) {
         tick = claim.at;
+        // Every other replica skips a claimed tick: from here a shutdown beginning must not stop
+        // this replica from running it, or no replica would (the tick would be lost).
+        leave = manager.enter();
         if (!(await manager.claim(`${keys[0]}:tick:${claim.at}`, claim.period))) {
           return manager.skipped(plan, keys, 'tick-claimed', { tick });
         }
       }
     }
-    const lock = await manager.acquire(keys, plan.run.ttl, { wait: plan.wait }, plan.where);
-    return await manager.runHolding(lock, () => method.apply(instance, args), plan.run);
+    const committed = leave !== undefined;
+    const lock = await manager.acquire(
+      keys,
+      plan.run.ttl,
+      { wait: plan.wait },
+      plan.where,
+      committed,
+    );
+    const result = manager.runHolding(
+      lock,
+      () => method.apply(instance, args),
+      plan.run,
+      committed,
+    );
+    leave?.(); // running now: shutdown waits for it as for any running work
+    return await result;
   } catch (error) {
     if (keys && error instanceof LockBusyError && plan.onBusy === 'skip') {
       return manager.skipped(plan, keys, 'busy', { tick });
     }
     if (keys && plan.scheduled && error instanceof LockUnavailableError) {
-      // Shutdown began while this run was claiming or acquiring: it never started, nothing is held.
-      if (manager.isClosing) return manager.skipped(plan, keys, 'shutdown', { tick });
+      // Shutdown began while this run was acquiring: it never started, nothing is held.
+      if (manager.isClosing && leave === undefined) {
+        return manager.skipped(plan, keys, 'shutdown', { tick });
+      }
       // Fail closed: the job does not run; the log listener reports it once.
       return manager.skipped(plan, keys, 'unavailable', { tick, error: error.message });
     }
     throw mapLockError(error, plan.kind);
+  } finally {
+    leave?.();
   }
 }

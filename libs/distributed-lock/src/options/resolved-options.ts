@@ -20,6 +20,8 @@ export interface ResolvedLockOptions {
   ttl: number;
   retry: ResolvedRetry;
   driftFactor: number;
+  /** The smallest `ttl` that can yield a valid lock with `driftFactor` (see backend/validity.ts). */
+  minTtl: number;
   /** `undefined`: half of each lock's TTL. */
   extendThreshold?: number;
   shutdownTimeout: number;

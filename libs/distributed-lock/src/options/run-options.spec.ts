@@ -2,7 +2,7 @@ import { DistributedLockConfigError } from '../errors/distributed-lock-config.er
 import { resolveRun } from './run-options';
 import { configError } from './validators';
 
-const moduleOptions = { ttl: 30_000, extendThreshold: undefined };
+const moduleOptions = { ttl: 30_000, extendThreshold: undefined, minTtl: 4 };
 
 describe('resolveRun', () => {
   it('fills in module defaults', () => {
@@ -26,6 +26,13 @@ describe('resolveRun', () => {
     expect(resolveRun({ ttl: 150, autoExtend: false }, moduleOptions, configError).ttl).toBe(150);
   });
 
+  it('refuses a TTL that could never be granted, naming the smallest usable one', () => {
+    expect(() => resolveRun({ ttl: 3, autoExtend: false }, moduleOptions, configError)).toThrow(
+      'ttl: 3 ms can never be granted: clock drift and the minimum validity take all of it; use at least 4 ms',
+    );
+    expect(resolveRun({ ttl: 4, autoExtend: false }, moduleOptions, configError).ttl).toBe(4);
+  });
+
   it('refuses lockAtLeastFor above lockAtMostFor', () => {
     expect(() =>
       resolveRun({ lockAtLeastFor: 5, lockAtMostFor: 4 }, moduleOptions, configError),
@@ -38,6 +45,8 @@ describe('resolveRun', () => {
     [{ autoExtend: 'yes' }, 'autoExtend'],
     [{ lockAtLeastFor: -1 }, 'lockAtLeastFor'],
     [{ lockAtMostFor: 0 }, 'lockAtMostFor'],
+    [{ ttl: 3, autoExtend: false }, 'ttl'],
+    [{ lockAtMostFor: 3 }, 'lockAtMostFor'],
   ])('refuses %j naming %s', (options, field) => {
     expect(() => resolveRun(options as object, moduleOptions, configError)).toThrow(
       expect.objectContaining({ field }) as Error,

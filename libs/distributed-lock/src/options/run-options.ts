@@ -1,7 +1,7 @@
 import type { RunOptions } from '../interfaces/acquire-options.interface';
 import { checkExtendWindow, extendThresholdFor } from './validate-options';
 import type { ResolvedLockOptions } from './resolved-options';
-import { checkBoolean, checkInteger, type ErrorFactory } from './validators';
+import { checkBoolean, checkInteger, checkTtl, type ErrorFactory } from './validators';
 
 /** Run options after validation, module defaults filled in. @internal */
 export interface ResolvedRun {
@@ -45,15 +45,19 @@ export function checkRunFields(options: RunOptions, fail: ErrorFactory): void {
  */
 export function resolveRun(
   options: RunOptions,
-  module: Pick<ResolvedLockOptions, 'ttl' | 'extendThreshold'>,
+  module: Pick<ResolvedLockOptions, 'ttl' | 'extendThreshold' | 'minTtl'>,
   fail: ErrorFactory,
 ): ResolvedRun {
   checkRunFields(options, fail);
   const autoExtend = options.autoExtend ?? true;
   const lockAtLeastFor = options.lockAtLeastFor ?? 0;
   const lockAtMostFor = options.lockAtMostFor;
-  let ttl = options.ttl ?? module.ttl;
-  if (lockAtMostFor !== undefined) ttl = Math.min(ttl, lockAtMostFor);
+  let ttl =
+    options.ttl === undefined ? module.ttl : checkTtl('ttl', options.ttl, module.minTtl, fail);
+  if (lockAtMostFor !== undefined && lockAtMostFor < ttl) {
+    // The lock is taken for lockAtMostFor then: it must be grantable too.
+    ttl = checkTtl('lockAtMostFor', lockAtMostFor, module.minTtl, fail);
+  }
   if (autoExtend && (lockAtMostFor === undefined || lockAtMostFor > ttl)) {
     checkExtendWindow(ttl, module.extendThreshold, 'ttl', fail);
   }

@@ -1,4 +1,5 @@
 import { Logger, type LoggerService } from '@nestjs/common';
+import { smallestTtl } from '../backend/validity';
 import { MIN_EXTEND_WINDOW_MS } from '../distributed-lock.constants';
 import { Messages } from '../distributed-lock.messages';
 import type { DistributedLockModuleOptions } from '../interfaces/module-options.interface';
@@ -6,6 +7,7 @@ import type { RetryOptions } from '../interfaces/retry-options.interface';
 import { DEFAULTS, type ResolvedLockOptions, type ResolvedRetry } from './resolved-options';
 import {
   checkBoolean,
+  checkTtl,
   checkInteger,
   checkNumber,
   configError,
@@ -197,7 +199,12 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
 
   const keyPrefix = raw.keyPrefix ?? DEFAULTS.keyPrefix;
   if (typeof keyPrefix !== 'string') throw configError('keyPrefix', 'must be a string');
-  const ttl = raw.ttl === undefined ? DEFAULTS.ttl : checkInteger('ttl', raw.ttl, 1);
+  const driftFactor =
+    raw.driftFactor === undefined
+      ? DEFAULTS.driftFactor
+      : checkNumber('driftFactor', raw.driftFactor, 0, 0.5);
+  const minTtl = smallestTtl(driftFactor);
+  const ttl = raw.ttl === undefined ? DEFAULTS.ttl : checkTtl('ttl', raw.ttl, minTtl);
   const extendThreshold =
     raw.extendThreshold === undefined
       ? undefined
@@ -211,10 +218,8 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
     keyPrefix,
     ttl,
     retry: resolveRetry('retry', raw.retry, DEFAULTS.retry),
-    driftFactor:
-      raw.driftFactor === undefined
-        ? DEFAULTS.driftFactor
-        : checkNumber('driftFactor', raw.driftFactor, 0, 0.5),
+    driftFactor,
+    minTtl,
     extendThreshold,
     shutdownTimeout:
       raw.shutdownTimeout === undefined

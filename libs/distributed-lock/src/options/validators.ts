@@ -1,4 +1,5 @@
 import { MAX_TIMER_MS } from '../distributed-lock.constants';
+import { Messages } from '../distributed-lock.messages';
 import { DistributedLockConfigError } from '../errors/distributed-lock-config.error';
 import { InvalidLockArgumentError } from '../errors/invalid-lock-argument.error';
 
@@ -66,4 +67,20 @@ export function checkBoolean(
   if (typeof value !== 'boolean')
     throw fail(field, `must be true or false, got ${describe(value)}`);
   return value;
+}
+
+/**
+ * Checks a lock TTL: an integer of ms, and at least `minTtl`, the smallest TTL that leaves any
+ * validity after clock drift (a shorter one could never be granted, whatever the store answers).
+ * @internal
+ */
+export function checkTtl(
+  field: string,
+  value: unknown,
+  minTtl: number,
+  fail: ErrorFactory = configError,
+): number {
+  const ttl = checkInteger(field, value, 1, undefined, fail);
+  if (ttl < minTtl) throw fail(field, Messages.ttlTooShort(ttl, minTtl));
+  return ttl;
 }

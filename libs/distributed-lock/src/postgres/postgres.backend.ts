@@ -6,6 +6,7 @@ import { LockLostError } from '../errors/lock-lost.error';
 import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable.error';
 import { argumentError } from '../options/validators';
 import { newLockValue } from '../backend/lock-value';
+import { driftFor, minValidity } from '../backend/validity';
 import { PgExecutor, PgFailure } from './postgres-executor';
 import { lockStatements, quoteIdentifier, type LockStatements } from './postgres.sql';
 import { OrphanReaper } from './orphan-reaper';
@@ -19,12 +20,6 @@ interface PostgresLock extends BackendLock {
   /** Its keys in lock order (UTF-8 byte order, as the table's "C" collation sorts them). */
   readonly rows: string[];
 }
-
-/** The shortest validity an acquisition or extension may return: 5% of the TTL (at least 1 ms). */
-const minValidity = (ttl: number) => Math.max(1, ttl * 0.05);
-
-/** Validity lost to clock drift between the database and this process (as Redlock: 1% + 2 ms). */
-const drift = (ttl: number) => Math.round(0.01 * ttl) + 2;
 
 /** How often each backend deletes long-expired rows (± 20% jitter, so replicas spread out). */
 const SWEEP_EVERY_MS = 60_000;
@@ -109,7 +104,7 @@ export class PostgresLockBackend implements LockBackend {
       token = await this.take(keys, rows, owner, ttl);
     }
     if (token === null) throw new LockBusyError(keys, Messages.busy(keys));
-    const deadline = start + ttl - drift(ttl);
+    const deadline = start + ttl - driftFor(ttl);
     const lock: PostgresLock = {
       deadline,
       validity: deadline - performance.now(),
@@ -155,9 +150,7 @@ export class PostgresLockBackend implements LockBackend {
     } catch (error) {
       // A statement we gave up on may still run (a paused server runs it when it resumes): free
       // what it takes. A server error rolled it back, and a statement never sent took nothing.
-      if (error instanceof PgFailure && error.sent && error.kind !== 'server') {
-        this.reaper.add(owner, rows, error.pid);
-      }
+      this.reapIfSent(error, owner, rows);
       throw this.unavailable(keys, error);
     }
   }
@@ -169,11 +162,15 @@ export class PostgresLockBackend implements LockBackend {
    */
   async claim(key: string, ttl: number): Promise<boolean> {
     const [row] = this.rowsOf([key]);
+    const owner = newLockValue();
     try {
       if (!this.prepared) await this.ready();
-      const claimed = await this.executor.query(this.sql.claim, [row, newLockValue(), ttl]);
+      const claimed = await this.executor.query(this.sql.claim, [row, owner, ttl]);
       return claimed.length === 1;
     } catch (error) {
+      // As for acquisitions: a claim we gave up on may still commit; it would leave the tick
+      // claimed by nobody who runs it, so it is given back.
+      this.reapIfSent(error, owner, [row]);
       throw this.unavailable([key], error);
     }
   }
@@ -205,7 +202,7 @@ export class PostgresLockBackend implements LockBackend {
       if (extended > 0) this.discard(lock);
       throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
     }
-    const deadline = start + ttl - drift(ttl);
+    const deadline = start + ttl - driftFor(ttl);
     const next: PostgresLock = { ...lock, deadline, validity: deadline - performance.now() };
     if (next.validity < minValidity(ttl)) {
       this.discard(next);
@@ -325,6 +322,17 @@ export class PostgresLockBackend implements LockBackend {
         .finally(() => this.scheduleSweep());
     }, delay);
     this.sweeper.unref();
+  }
+
+  /**
+   * After a statement that took `rows` for `owner` failed: if it was sent and not rolled back by a
+   * server error (a timeout, a dropped link), it may still run when the server proceeds, so the
+   * reaper frees whatever it takes. A statement never sent took nothing.
+   */
+  private reapIfSent(error: unknown, owner: string, rows: string[]): void {
+    if (error instanceof PgFailure && error.sent && error.kind !== 'server') {
+      this.reaper.add(owner, rows, error.pid);
+    }
   }
 
   /** Owner-checked release of `rows`, in the background and retried until the database answers. */

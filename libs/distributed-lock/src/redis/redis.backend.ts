@@ -10,6 +10,7 @@ import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-ba
 import type { ResolvedLockOptions } from '../options/resolved-options';
 import { isCluster, RedisInstances, type LockClient } from './redis-instances';
 import { newLockValue } from '../backend/lock-value';
+import { driftFor, minValidity } from '../backend/validity';
 import { ACQUIRE, EXTEND, FENCE, RELEASE } from './lock.scripts';
 import { vote, type Tally, type Vote } from './quorum';
 import { checkSameSlot, fenceKeyFor, FENCE_NAMESPACE } from './redis-keys';
@@ -45,9 +46,6 @@ type Refusal = 'busy' | 'lost';
 const SPLIT_RETRIES = 5;
 const SPLIT_PAUSE_MS = 4;
 
-/** The shortest validity an acquisition or extension may return: 5% of the TTL (at least 1 ms). */
-const minValidity = (ttl: number) => Math.max(1, ttl * 0.05);
-
 /** Every script the backend runs. */
 const SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE];
 
@@ -78,7 +76,7 @@ export class RedisLockBackend implements LockBackend {
   /** ARGV[2] of the release script: '1' announces releases to waiters. */
   private readonly publish: '0' | '1';
   /**
-   * Per instance, undo releases whose connection dropped before they were sent (value → keys and
+   * Per instance, releases and undo releases whose connection dropped before they were sent (value → keys and
    * the moment the keys expire anyway): flushed when that client is ready again. No timers: an
    * instance that stays down costs a bounded map, not a storm of re-sends.
    */
@@ -172,7 +170,7 @@ export class RedisLockBackend implements LockBackend {
 
   /** Milliseconds of validity lost to clock drift for a lock of `ttl` (Redlock: factor·ttl + 2). */
   drift(ttl: number): number {
-    return Math.round(this.driftFactor * ttl) + 2;
+    return driftFor(ttl, this.driftFactor);
   }
 
   /** The Redis key of a lock. */
@@ -284,11 +282,12 @@ export class RedisLockBackend implements LockBackend {
   async release(held: BackendLock, keys: string[]): Promise<void> {
     const lock = held as RedisLock;
     const n = lock.redisKeys.length;
+    // An instance whose connection was down or reset gets the release again once it is back (as an
+    // undo does), else it would keep the key for the rest of its TTL with nobody holding it.
+    const until = lock.deadline + 1_000;
     const tally = await vote(this.clients.length, (i) =>
-      this.watch.track(
-        i,
-        this.scripted[i].dlockRelease(n, ...lock.redisKeys, lock.value, this.publish),
-        (r): Vote => (r === n ? { kind: 'for', value: 1 } : { kind: 'refused' }),
+      this.watch.track(i, this.sendRelease(i, lock.redisKeys, lock.value, until), (r): Vote =>
+        r === n ? { kind: 'for', value: 1 } : { kind: 'refused' },
       ),
     );
     if (!tally.ok) throw this.failure(tally, keys, 'lost');
@@ -394,16 +393,30 @@ export class RedisLockBackend implements LockBackend {
    * which the key has expired anyway. A timed-out release was written already: not queued again.
    */
   private releaseOn(i: number, redisKeys: string[], value: string, until: number): void {
-    this.scripted[i]
-      .dlockRelease(redisKeys.length, ...redisKeys, value, this.publish)
-      .catch((error: unknown) => {
-        if (this.closed || isReplyError(error) || performance.now() >= until) return;
-        if (error instanceof Error && /timed out/i.test(error.message)) return;
-        const pending = this.pendingUndo[i];
-        pending.set(value, { keys: redisKeys, until });
-        // Full: drop the oldest (insertion order; it expires first anyway). O(1) per undo.
-        if (pending.size > MAX_PENDING_UNDO) pending.delete(pending.keys().next().value!);
-      });
+    this.sendRelease(i, redisKeys, value, until).catch(() => undefined);
+  }
+
+  /**
+   * The owner-checked release on instance `i`, whose reply the caller may count. When it fails
+   * because the connection was down or dropped, it is queued for that client's next `ready` (see
+   * `releaseOn`).
+   */
+  private sendRelease(
+    i: number,
+    redisKeys: string[],
+    value: string,
+    until: number,
+  ): Promise<unknown> {
+    const sent = this.scripted[i].dlockRelease(redisKeys.length, ...redisKeys, value, this.publish);
+    sent.catch((error: unknown) => {
+      if (this.closed || isReplyError(error) || performance.now() >= until) return;
+      if (error instanceof Error && /timed out/i.test(error.message)) return;
+      const pending = this.pendingUndo[i];
+      pending.set(value, { keys: redisKeys, until });
+      // Full: drop the oldest (insertion order; it expires first anyway). O(1) per undo.
+      if (pending.size > MAX_PENDING_UNDO) pending.delete(pending.keys().next().value!);
+    });
+    return sent;
   }
 
   /** Sends the undo releases that waited for instance `i` to come back. */
