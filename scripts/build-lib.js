@@ -70,6 +70,7 @@ const pkg = {
     '@nestjs/schedule': { optional: true },
     '@nestjs/terminus': { optional: true },
     '@opentelemetry/api': { optional: true },
+    ioredis: { optional: true },
     pg: { optional: true },
   },
 };

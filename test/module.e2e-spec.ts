@@ -6,6 +6,7 @@ import {
   InvalidLockArgumentError,
   LockService,
   MAX_KEY_LENGTH,
+  redisBackend,
   type DistributedLockModuleOptions,
 } from '@app/distributed-lock';
 import { RedisFleet } from './support/redis-fleet';
@@ -100,6 +101,56 @@ describe('DistributedLockModule', () => {
       expect(error).toBeInstanceOf(DistributedLockConfigError);
       expect((error as DistributedLockConfigError).field).toBe(field);
       expect((error as Error).message).toContain(field);
+    });
+  });
+
+  describe('redisBackend(): the Redis store as a factory', () => {
+    it('locks like the connections shorthand, with its own keyPrefix, on 3 instances', async () => {
+      const app = await lockApp({
+        backend: redisBackend({ connections: fleet.urls, keyPrefix: 'factory:' }),
+      });
+      const admin = inspectors(fleet.urls);
+      try {
+        const lock = await app.locks.acquire('job', { ttl: 5_000 });
+        expect(await Promise.all(admin.map((c) => c.exists('factory:job')))).toEqual([1, 1, 1]);
+        expect(await app.locks.tryAcquire('job')).toBeNull();
+        await lock.release();
+        expect(await app.locks.isLocked('job')).toBe(false);
+      } finally {
+        await app.close();
+        await closeAll(admin);
+      }
+    });
+
+    it.each<[string, () => Parameters<typeof redisBackend>[0], string]>([
+      ['no connections', () => ({}), 'connections'],
+      [
+        'both connections and clients',
+        () => ({ connections: ['redis://a'], clients: [] }),
+        'connections',
+      ],
+      ['a bad entry', () => ({ connections: [''] }), 'connections[0]'],
+      ['a driftFactor of 1', () => ({ connections: ['redis://a'], driftFactor: 1 }), 'driftFactor'],
+      [
+        'a zero commandTimeout',
+        () => ({ connections: ['redis://a'], commandTimeout: 0 }),
+        'commandTimeout',
+      ],
+      [
+        'a non-string keyPrefix',
+        () => ({ connections: ['redis://a'], keyPrefix: 1 as never }),
+        'keyPrefix',
+      ],
+      ['a misspelt option', () => ({ connections: ['redis://a'], ttl: 5 }) as never, 'ttl'],
+    ])('rejects %s, naming the field, before connecting', (_name, options, field) => {
+      let error: unknown;
+      try {
+        redisBackend(options());
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(DistributedLockConfigError);
+      expect((error as DistributedLockConfigError).field).toBe(field);
     });
   });
 

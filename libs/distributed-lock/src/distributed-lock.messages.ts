@@ -46,6 +46,9 @@ export const Messages = {
   lost: (keys: string[], why: string) => `lock lost: ${keys.join(', ')} (${why})`,
   lostLog: (key: string, reason: string, handler?: string) =>
     `${handler ? `${handler}: ` : ''}lock ${key} lost (${reason}); its signal was aborted`,
+  ioredisMissing:
+    'the Redis backend needs the optional peer ioredis: npm install ioredis (or lock in another ' +
+    'store: backend: postgresBackend(...) from nestjs-distributed-lock/postgres)',
   ttlTooShort: (ttl: number, min: number) =>
     `${ttl} ms can never be granted: clock drift and the minimum validity take all of it; ` +
     `use at least ${min} ms`,

@@ -7,6 +7,8 @@ export type {
   OnBusy,
 } from './exclusive/exclusive-options.interface';
 export { MAX_KEY_LENGTH } from './distributed-lock.constants';
+export { redisBackend } from './redis/redis-backend.factory';
+export type { RedisBackendOptions } from './redis/redis-backend-options.interface';
 export {
   LockBackend,
   type BackendHealth,

@@ -1,10 +1,10 @@
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { LockBackend } from '../backend/lock-backend.interface';
+import type { RedisConnection } from '../redis/redis-backend-options.interface';
 import type { DistributedLockLogger } from './logger.interface';
 import type { RetryOptions } from './retry-options.interface';
 
-/** One Redis deployment the module connects to itself: a `redis://` / `rediss://` URL or ioredis options. */
-export type RedisConnection = string | RedisOptions;
+export type { RedisConnection } from '../redis/redis-backend-options.interface';
 
 /** Options of `DistributedLockModule.forRoot` / `forRootAsync`. All times are in milliseconds. */
 export interface DistributedLockModuleOptions {
@@ -22,9 +22,10 @@ export interface DistributedLockModuleOptions {
    */
   clients?: Array<Redis | Cluster>;
   /**
-   * Another store instead of Redis, e.g. `postgresBackend({ connectionString })` from
-   * `nestjs-distributed-lock/postgres`. The alternative to `connections` / `clients`; the
-   * Redis-only options (`keyPrefix`, `driftFactor`, `commandTimeout`) do not apply to it.
+   * Another store instead of the `connections` / `clients` shorthand, e.g.
+   * `postgresBackend({ connectionString })` from `nestjs-distributed-lock/postgres`, or
+   * `redisBackend({ connections })`. The module's Redis options (`keyPrefix`, `driftFactor`,
+   * `commandTimeout`) do not apply to it: give the factory its own.
    */
   backend?: LockBackend;
   /**
@@ -55,7 +56,8 @@ export interface DistributedLockModuleOptions {
    */
   shutdownTimeout?: number;
   /**
-   * Command timeout applied to module-owned `connections` (ignored for `clients`).
+   * How long a Redis instance may answer nothing, while commands wait for it, before it counts as
+   * down (the stall watch, for `connections` and `clients` alike); it also bounds health probes.
    * @default 500
    */
   commandTimeout?: number;

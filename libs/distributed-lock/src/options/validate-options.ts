@@ -4,6 +4,12 @@ import { MIN_EXTEND_WINDOW_MS } from '../distributed-lock.constants';
 import { Messages } from '../distributed-lock.messages';
 import type { DistributedLockModuleOptions } from '../interfaces/module-options.interface';
 import type { RetryOptions } from '../interfaces/retry-options.interface';
+import {
+  checkCommandTimeout,
+  checkDriftFactor,
+  checkKeyPrefix,
+  checkRedisConnections,
+} from '../redis/resolve-redis-options';
 import { DEFAULTS, type ResolvedLockOptions, type ResolvedRetry } from './resolved-options';
 import {
   checkBoolean,
@@ -156,6 +162,7 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
     }
   }
   const { connections, clients, backend } = raw;
+  let redis: Pick<ResolvedLockOptions, 'connections' | 'clients'> = {};
   const given = (['connections', 'clients', 'backend'] as const).filter(
     (name) => raw[name] !== undefined,
   );
@@ -170,39 +177,11 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
       throw configError('backend', Messages.notABackend(missing));
     }
   } else {
-    const list: unknown = connections ?? clients;
-    const field = connections !== undefined ? 'connections' : 'clients';
-    if (!Array.isArray(list) || list.length === 0) {
-      throw configError(
-        connections !== undefined || clients !== undefined ? field : 'connections',
-        Messages.noConnections,
-      );
-    }
-    list.forEach((entry: unknown, i) => {
-      const ok =
-        field === 'connections'
-          ? (typeof entry === 'string' && entry.length > 0) ||
-            (entry !== null && typeof entry === 'object')
-          : entry !== null &&
-            typeof entry === 'object' &&
-            typeof (entry as { evalsha?: unknown }).evalsha === 'function';
-      if (!ok) {
-        throw configError(
-          `${field}[${i}]`,
-          field === 'connections'
-            ? 'must be a redis:// or rediss:// URL string or an ioredis RedisOptions object'
-            : 'must be an ioredis Redis or Cluster instance',
-        );
-      }
-    });
+    redis = checkRedisConnections(connections, clients);
   }
 
-  const keyPrefix = raw.keyPrefix ?? DEFAULTS.keyPrefix;
-  if (typeof keyPrefix !== 'string') throw configError('keyPrefix', 'must be a string');
-  const driftFactor =
-    raw.driftFactor === undefined
-      ? DEFAULTS.driftFactor
-      : checkNumber('driftFactor', raw.driftFactor, 0, 0.5);
+  const keyPrefix = checkKeyPrefix(raw.keyPrefix);
+  const driftFactor = checkDriftFactor(raw.driftFactor);
   const minTtl = smallestTtl(driftFactor);
   const ttl = raw.ttl === undefined ? DEFAULTS.ttl : checkTtl('ttl', raw.ttl, minTtl);
   const extendThreshold =
@@ -212,8 +191,7 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
   if (extendThreshold !== undefined) checkExtendWindow(ttl, extendThreshold, 'ttl');
 
   return {
-    connections,
-    clients,
+    ...redis,
     backend,
     keyPrefix,
     ttl,
@@ -225,10 +203,7 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
       raw.shutdownTimeout === undefined
         ? DEFAULTS.shutdownTimeout
         : checkInteger('shutdownTimeout', raw.shutdownTimeout, 0),
-    commandTimeout:
-      raw.commandTimeout === undefined
-        ? DEFAULTS.commandTimeout
-        : checkInteger('commandTimeout', raw.commandTimeout, 1),
+    commandTimeout: checkCommandTimeout(raw.commandTimeout),
     logger: resolveLogger(raw.logger),
     metricName: resolveMetricName(raw.metricName),
     openTelemetry:

@@ -1,8 +1,9 @@
 import type { LoggerService } from '@nestjs/common';
-import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
 import { DistributedLockConfigError } from '../errors/distributed-lock-config.error';
 import { Messages } from '../distributed-lock.messages';
-import type { ResolvedLockOptions } from '../options/resolved-options';
+import type { ResolvedRedisOptions } from './resolve-redis-options';
 
 /** A client the engine can run scripts on. @internal */
 export type LockClient = Redis | Cluster;
@@ -27,6 +28,20 @@ function failFastOptions(commandTimeout: number): RedisOptions {
   };
 }
 
+/**
+ * ioredis' `Redis` class, loaded when the backend creates its own connections: `ioredis` is an
+ * optional peer, so an app that locks only in PostgreSQL or etcd never loads it.
+ * @throws DistributedLockConfigError when `ioredis` is not installed
+ */
+function loadRedis(): typeof Redis {
+  try {
+    return (createRequire(__filename)('ioredis') as { Redis: typeof Redis }).Redis;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw error;
+    throw new DistributedLockConfigError('connections', Messages.ioredisMissing);
+  }
+}
+
 /** True for an ioredis `Cluster` client. @internal */
 export function isCluster(client: LockClient): client is Cluster {
   return (client as { isCluster?: boolean }).isCluster === true;
@@ -44,18 +59,21 @@ export class RedisInstances {
   private readonly unwatch: Array<() => void> = [];
 
   constructor(
-    private readonly options: ResolvedLockOptions,
+    private readonly options: ResolvedRedisOptions,
     private readonly logger: LoggerService | null,
   ) {
     this.owned = options.connections !== undefined;
-    this.clients = this.owned
-      ? options.connections!.map((entry) => {
-          const base = failFastOptions(options.commandTimeout);
-          return typeof entry === 'string'
-            ? new Redis(entry, base)
-            : new Redis({ ...base, ...entry });
-        })
-      : [...options.clients!];
+    if (this.owned) {
+      const RedisClass = loadRedis();
+      this.clients = options.connections!.map((entry) => {
+        const base = failFastOptions(options.commandTimeout);
+        return typeof entry === 'string'
+          ? new RedisClass(entry, base)
+          : new RedisClass({ ...base, ...entry });
+      });
+    } else {
+      this.clients = [...options.clients!];
+    }
     this.clients.forEach((client, i) => this.watch(client, i));
   }
 

@@ -7,7 +7,7 @@ import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable
 import { argumentError } from '../options/validators';
 import { sleep } from '../utils/backoff';
 import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-backend.interface';
-import type { ResolvedLockOptions } from '../options/resolved-options';
+import type { ResolvedRedisOptions } from './resolve-redis-options';
 import { isCluster, RedisInstances, type LockClient } from './redis-instances';
 import { newLockValue } from '../backend/lock-value';
 import { driftFor, minValidity } from '../backend/validity';
@@ -90,7 +90,7 @@ export class RedisLockBackend implements LockBackend {
   /** `keyPrefix` could make a lock key look like a fencing counter (e.g. `''` and `fence:x`). */
   private readonly prefixMayCollide: boolean;
 
-  constructor(options: ResolvedLockOptions) {
+  constructor(options: ResolvedRedisOptions) {
     this.instances = new RedisInstances(options, options.logger);
     const clients = (this.clients = this.instances.clients);
     this.keyPrefix = options.keyPrefix;
