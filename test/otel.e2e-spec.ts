@@ -108,10 +108,14 @@ describe('OpenTelemetry (global SDK, 3 Redis instances)', () => {
   it('acquired → released: duration (s), lock.held +1 then −1, one lock.acquire span; order:42 is "order"', async () => {
     const lock = await a.locks.acquire('order:42');
     const held = await sdk.metrics();
-    expect(sumOf(held, 'lock.held', { 'lock.name': 'order' })).toBe(1);
+    expect(sumOf(held, 'lock.held', { 'lock.store': 'default', 'lock.name': 'order' })).toBe(1);
     const acquired = events.find((e) => e.type === 'acquired' && e.keys[0] === 'order:42')!;
     expect(acquired).toBeDefined();
-    const h = histogramOf(held, DURATION, { 'lock.name': 'order', 'lock.outcome': 'acquired' })!;
+    const h = histogramOf(held, DURATION, {
+      'lock.store': 'default',
+      'lock.name': 'order',
+      'lock.outcome': 'acquired',
+    })!;
     expect(h.count).toBe(1);
     expect(h.sum).toBeCloseTo((acquired as { durationMs: number }).durationMs / 1_000, 9);
     expect(h.sum).toBeLessThan(1); // seconds, not milliseconds
@@ -119,16 +123,20 @@ describe('OpenTelemetry (global SDK, 3 Redis instances)', () => {
 
     await lock.release();
     const after = await sdk.metrics();
-    expect(sumOf(after, 'lock.held', { 'lock.name': 'order' })).toBe(0);
+    expect(sumOf(after, 'lock.held', { 'lock.store': 'default', 'lock.name': 'order' })).toBe(0);
     expect(pointsFor(after, 'order').sort()).toEqual([
-      `${DURATION} {"lock.name":"order","lock.outcome":"acquired"}`,
-      'lock.held {"lock.name":"order"}',
+      `${DURATION} {"lock.name":"order","lock.store":"default","lock.outcome":"acquired"}`,
+      'lock.held {"lock.name":"order","lock.store":"default"}',
     ]);
 
     const spans = sdk.lockSpans('order');
     expect(spans).toHaveLength(1);
     const [span] = spans;
-    expect(span.attributes).toEqual({ 'lock.name': 'order', 'lock.outcome': 'acquired' });
+    expect(span.attributes).toEqual({
+      'lock.store': 'default',
+      'lock.name': 'order',
+      'lock.outcome': 'acquired',
+    });
     expect(span.status.code).toBe(SpanStatusCode.UNSET);
     expect(span.instrumentationScope.name).toBe('nestjs-distributed-lock');
     expect(span.parentSpanContext).toBeUndefined();
@@ -146,13 +154,17 @@ describe('OpenTelemetry (global SDK, 3 Redis instances)', () => {
     expect(busy.count).toBe(2);
 
     const m = await sdk.metrics();
-    const h = histogramOf(m, DURATION, { 'lock.name': 'invoice', 'lock.outcome': 'busy' })!;
+    const h = histogramOf(m, DURATION, {
+      'lock.store': 'default',
+      'lock.name': 'invoice',
+      'lock.outcome': 'busy',
+    })!;
     expect(h.count).toBe(2);
     expect(h.sum).toBeCloseTo(busy.sum, 9);
     expect(h.max).toBeGreaterThanOrEqual(0.15); // the waiting acquire: waiting included
-    const granted = { 'lock.name': 'invoice', 'lock.outcome': 'acquired' };
+    const granted = { 'lock.store': 'default', 'lock.name': 'invoice', 'lock.outcome': 'acquired' };
     expect(histogramOf(m, DURATION, granted)!.count).toBe(2);
-    expect(sumOf(m, 'lock.held', { 'lock.name': 'invoice' })).toBe(2);
+    expect(sumOf(m, 'lock.held', { 'lock.store': 'default', 'lock.name': 'invoice' })).toBe(2);
 
     const spans = sdk.lockSpans('invoice');
     expect(spans.map((s) => s.attributes['lock.outcome']).sort()).toEqual([
@@ -174,24 +186,34 @@ describe('OpenTelemetry (global SDK, 3 Redis instances)', () => {
 
     await holder.release();
     await other!.release();
-    expect(sumOf(await sdk.metrics(), 'lock.held', { 'lock.name': 'invoice' })).toBe(0);
+    expect(
+      sumOf(await sdk.metrics(), 'lock.held', { 'lock.store': 'default', 'lock.name': 'invoice' }),
+    ).toBe(0);
   });
 
   it('a lost lock: lock.lost {name, reason} and lock.held back to 0, never decremented twice', async () => {
     const lock = await a.locks.acquire('session:9', { ttl: 200 });
     expect(lock.signal.aborted).toBe(false); // observed: the expiry timer runs
-    expect(sumOf(await sdk.metrics(), 'lock.held', { 'lock.name': 'session' })).toBe(1);
+    expect(
+      sumOf(await sdk.metrics(), 'lock.held', { 'lock.store': 'default', 'lock.name': 'session' }),
+    ).toBe(1);
     await waitFor(events, (e) => e.type === 'lost' && e.keys[0] === 'session:9');
     await lock.release().catch(() => undefined); // the holder lets go afterwards: no second end
     await delay(50);
 
     const m = await sdk.metrics();
-    expect(sumOf(m, 'lock.held', { 'lock.name': 'session' })).toBe(0);
-    expect(sumOf(m, 'lock.lost', { 'lock.name': 'session', 'lock.reason': 'expired' })).toBe(1);
+    expect(sumOf(m, 'lock.held', { 'lock.store': 'default', 'lock.name': 'session' })).toBe(0);
+    expect(
+      sumOf(m, 'lock.lost', {
+        'lock.store': 'default',
+        'lock.name': 'session',
+        'lock.reason': 'expired',
+      }),
+    ).toBe(1);
     expect(pointsFor(m, 'session').sort()).toEqual([
-      `${DURATION} {"lock.name":"session","lock.outcome":"acquired"}`,
-      'lock.held {"lock.name":"session"}',
-      'lock.lost {"lock.name":"session","lock.reason":"expired"}',
+      `${DURATION} {"lock.name":"session","lock.store":"default","lock.outcome":"acquired"}`,
+      'lock.held {"lock.name":"session","lock.store":"default"}',
+      'lock.lost {"lock.name":"session","lock.store":"default","lock.reason":"expired"}',
     ]);
     const ends = events.filter(
       (e) => e.keys[0] === 'session:9' && (e.type === 'lost' || e.type === 'released'),
@@ -230,12 +252,22 @@ describe('OpenTelemetry (global SDK, 3 Redis instances)', () => {
 
     const m = await sdk.metrics();
     for (const [reason, n] of byReason) {
-      expect(sumOf(m, 'lock.skipped', { 'lock.name': handler, 'lock.reason': reason })).toBe(n);
+      expect(
+        sumOf(m, 'lock.skipped', {
+          'lock.store': 'default',
+          'lock.name': handler,
+          'lock.reason': reason,
+        }),
+      ).toBe(n);
     }
-    const h = histogramOf(m, DURATION, { 'lock.name': handler, 'lock.outcome': 'acquired' })!;
+    const h = histogramOf(m, DURATION, {
+      'lock.store': 'default',
+      'lock.name': handler,
+      'lock.outcome': 'acquired',
+    })!;
     expect(h.count).toBe(runs);
     expect(h.sum).toBeCloseTo(acquired.sum, 9);
-    expect(sumOf(m, 'lock.held', { 'lock.name': handler })).toBe(0);
+    expect(sumOf(m, 'lock.held', { 'lock.store': 'default', 'lock.name': handler })).toBe(0);
     // Named after the handler, never after its key cut at a colon.
     expect(pointsFor(m, 'CronJobs')).toEqual([]);
     expect(sdk.lockSpans(handler)).toHaveLength(runs + durations(mine, 'busy').count);
@@ -253,11 +285,15 @@ describe('OpenTelemetry (global SDK, 3 Redis instances)', () => {
       await expect(app.get(Reports).build('7')).resolves.toBe('7');
       const m = await sdk.metrics();
       expect(pointsFor(m, 'tenant:acme').sort()).toEqual([
-        `${DURATION} {"lock.name":"tenant:acme","lock.outcome":"acquired"}`,
-        'lock.held {"lock.name":"tenant:acme"}',
+        `${DURATION} {"lock.name":"tenant:acme","lock.store":"default","lock.outcome":"acquired"}`,
+        'lock.held {"lock.name":"tenant:acme","lock.store":"default"}',
       ]);
       expect(pointsFor(m, 'tenant')).toEqual([]);
-      const byHandler = { 'lock.name': 'Reports.build', 'lock.outcome': 'acquired' };
+      const byHandler = {
+        'lock.store': 'default',
+        'lock.name': 'Reports.build',
+        'lock.outcome': 'acquired',
+      };
       expect(histogramOf(m, DURATION, byHandler)!.count).toBe(1);
       expect(pointsFor(m, 'report:7')).toEqual([]);
       expect(sdk.lockSpans('tenant:acme')).toHaveLength(1);
@@ -296,12 +332,22 @@ describe('OpenTelemetry (global SDK, 3 Redis instances)', () => {
     const e = events.find((x) => x.type === 'unavailable' && x.keys[0] === 'payment:5')!;
     expect(e).toBeDefined();
     const m = await sdk.metrics();
-    const h = histogramOf(m, DURATION, { 'lock.name': 'payment', 'lock.outcome': 'unavailable' })!;
+    const h = histogramOf(m, DURATION, {
+      'lock.store': 'default',
+      'lock.name': 'payment',
+      'lock.outcome': 'unavailable',
+    })!;
     expect(h.count).toBe(1);
     expect(h.sum).toBeCloseTo((e as { durationMs: number }).durationMs / 1_000, 9);
-    expect(sumOf(m, 'lock.held', { 'lock.name': 'payment' })).toBeUndefined();
+    expect(
+      sumOf(m, 'lock.held', { 'lock.store': 'default', 'lock.name': 'payment' }),
+    ).toBeUndefined();
     const [span] = sdk.lockSpans('payment');
-    expect(span.attributes).toEqual({ 'lock.name': 'payment', 'lock.outcome': 'unavailable' });
+    expect(span.attributes).toEqual({
+      'lock.store': 'default',
+      'lock.name': 'payment',
+      'lock.outcome': 'unavailable',
+    });
     expect(span.status).toEqual({
       code: SpanStatusCode.ERROR,
       message: (e as { error: string }).error,
@@ -350,6 +396,6 @@ describe('OpenTelemetry (global SDK, 3 Redis instances)', () => {
     expect((held.dataPoints as Array<{ value: number }>).every((p) => p.value === 0)).toBe(true);
     // Attribute keys: only the documented ones.
     const keys = new Set(m.flatMap((x) => x.dataPoints.flatMap((p) => Object.keys(p.attributes))));
-    expect([...keys].sort()).toEqual(['lock.name', 'lock.outcome', 'lock.reason']);
+    expect([...keys].sort()).toEqual(['lock.name', 'lock.outcome', 'lock.reason', 'lock.store']);
   });
 });

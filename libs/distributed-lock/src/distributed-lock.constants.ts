@@ -12,3 +12,6 @@ export const MAX_TIMER_MS = 2_147_483_647;
 
 /** Smallest gap between `extendThreshold` and `ttl`, so an extension has time to run. */
 export const MIN_EXTEND_WINDOW_MS = 100;
+
+/** The name of the store configured by `connections` / `clients` / `backend` (others are `stores`). */
+export const DEFAULT_STORE = 'default';

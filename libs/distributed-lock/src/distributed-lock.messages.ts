@@ -49,6 +49,13 @@ export const Messages = {
   ioredisMissing:
     'the Redis backend needs the optional peer ioredis: npm install ioredis (or lock in another ' +
     'store: backend: postgresBackend(...) from nestjs-distributed-lock/postgres)',
+  storesShape: 'must be an object of named stores, e.g. { db: postgresBackend({ ... }) }',
+  storeNameTaken: (name: string) =>
+    name === ''
+      ? 'a store needs a non-empty name'
+      : "'default' names the store of connections / clients / backend; give this store another name",
+  unknownStore: (name: unknown, known: string[]) =>
+    `no store is named ${JSON.stringify(name)}; configured: ${known.map((k) => `'${k}'`).join(', ')}`,
   ttlTooShort: (ttl: number, min: number) =>
     `${ttl} ms can never be granted: clock drift and the minimum validity take all of it; ` +
     `use at least ${min} ms`,

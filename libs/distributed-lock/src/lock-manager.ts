@@ -8,7 +8,7 @@ import {
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AutoExtender } from './auto-extender';
 import { LockBackend } from './backend/lock-backend.interface';
-import { DISTRIBUTED_LOCK_OPTIONS } from './distributed-lock.constants';
+import { DEFAULT_STORE, DISTRIBUTED_LOCK_OPTIONS } from './distributed-lock.constants';
 import { Messages } from './distributed-lock.messages';
 import { LockBusyError } from './errors/lock-busy.error';
 import { LockUnavailableError } from './errors/lock-unavailable.error';
@@ -23,7 +23,7 @@ import { LockHandle, type LockEnd, type LockHandleOwner } from './lock';
 import type { ResolvedLockOptions, ResolvedRetry } from './options/resolved-options';
 import type { ResolvedRun } from './options/run-options';
 import { resolveRetry } from './options/validate-options';
-import { argumentError, checkInteger, checkTtl } from './options/validators';
+import { argumentError, checkInteger, checkTtl, type ErrorFactory } from './options/validators';
 import { backoffDelay, sleep } from './utils/backoff';
 
 // The global `performance`, not node:perf_hooks': jest's fake timers replace the global, so lock
@@ -50,13 +50,35 @@ export class LockManager
    */
   private pending = 0;
   private drained: (() => void) | undefined;
+  /** Every store by name: the default one (`'default'`) first, then the module's `stores`. */
+  readonly stores: ReadonlyMap<string, LockBackend>;
 
   constructor(
     @Inject(DISTRIBUTED_LOCK_OPTIONS) readonly options: ResolvedLockOptions,
+    /** The default store's backend. */
     @Inject(LockBackend) readonly backend: LockBackend,
     readonly events: LockEvents,
     private readonly explorer: ExclusiveExplorer,
-  ) {}
+  ) {
+    this.stores = new Map([[DEFAULT_STORE, backend], ...options.stores]);
+  }
+
+  /**
+   * The name of the store `store` names (`undefined`: the default one), checked.
+   * @throws InvalidLockArgumentError (or what `fail` builds) for a name that is not configured
+   */
+  storeName(store: unknown, fail: ErrorFactory = argumentError): string {
+    if (store === undefined) return DEFAULT_STORE;
+    if (typeof store !== 'string' || !this.stores.has(store)) {
+      throw fail('store', Messages.unknownStore(store, [...this.stores.keys()]));
+    }
+    return store;
+  }
+
+  /** The backend of a store named by {@link storeName}. */
+  backendOf(store: string): LockBackend {
+    return this.stores.get(store)!;
+  }
 
   /** True once application shutdown has begun. */
   get isClosing(): boolean {
@@ -102,18 +124,20 @@ export class LockManager
     // With release announcements every waiter wakes on every release and all but one lose the race:
     // counting those as retries gave up 15-50x sooner than polling. Then the retry settings are a
     // time budget (the sum of their delays) instead of a number of attempts.
-    const budget =
-      wait ?? (this.backend.waitForRelease === undefined ? undefined : retryBudget(retry));
+    const store = this.storeName(options.store);
+    const backend = this.backendOf(store);
+    const budget = wait ?? (backend.waitForRelease === undefined ? undefined : retryBudget(retry));
     const start = performance.now();
     for (let attempt = 0; ; attempt += 1) {
       try {
-        const lock = await this.acquireOnce(keys, ttl, handler, committed);
+        const lock = await this.acquireOnce(keys, ttl, handler, committed, store, backend);
         if (this.events.observed) {
           this.events.emit({
             type: 'acquired',
             keys,
             at: Date.now(),
             handler,
+            store,
             durationMs: performance.now() - start,
             fencingToken: lock.fencingToken,
           });
@@ -131,14 +155,12 @@ export class LockManager
           }
         }
         if (delay < 0) {
-          this.failed(error, keys, start, handler);
+          this.failed(error, keys, start, handler, store);
           throw error;
         }
         // Woken by the holder's release announcement when the backend has them; the delay is the
         // fallback (a lost announcement, or a lock that expired instead of being released).
-        await (this.backend.waitForRelease
-          ? this.backend.waitForRelease(keys, delay)
-          : sleep(delay));
+        await (backend.waitForRelease ? backend.waitForRelease(keys, delay) : sleep(delay));
       }
     }
   }
@@ -187,13 +209,15 @@ export class LockManager
    * Marks every lock held here on `key` lost (`'expired'`): its signal aborts and it stops extending.
    * For the testing kit's `LockTestingController.expire(key)`, after the store has dropped the key.
    */
-  expireHeld(key: string): void {
-    for (const handle of [...this.held]) if (handle.keys.includes(key)) handle.lose('expired');
+  expireHeld(key: string, store: string = DEFAULT_STORE): void {
+    for (const handle of [...this.held]) {
+      if (handle.store === store && handle.keys.includes(key)) handle.lose('expired');
+    }
   }
 
-  /** Takes `key` for `ttl` ms and never releases it (a cron tick claim). */
-  claim(key: string, ttl: number): Promise<boolean> {
-    return this.backend.claim(key, ttl);
+  /** Takes `key` in `store` for `ttl` ms and never releases it (a cron tick claim). */
+  claim(key: string, ttl: number, store: string = DEFAULT_STORE): Promise<boolean> {
+    return this.backendOf(store).claim(key, ttl);
   }
 
   /**
@@ -219,7 +243,9 @@ export class LockManager
 
   /** Resolves and remembers the plan of `fn`; throws `DistributedLockConfigError` for bad options. */
   register(fn: object, meta: ExclusiveMetadata): ExclusivePlan {
-    const plan = planExclusive(meta, fn, this.options);
+    const plan = planExclusive(meta, fn, this.options, (store, fail) =>
+      this.storeName(store, fail),
+    );
     this.plans.set(fn, plan);
     return plan;
   }
@@ -237,6 +263,7 @@ export class LockManager
         keys,
         at: Date.now(),
         handler: plan.where,
+        store: plan.store,
         reason,
         ...detail,
       });
@@ -252,6 +279,7 @@ export class LockManager
       keys: handle.keys,
       at: Date.now(),
       handler: handle.handler,
+      store: handle.store,
       durationMs: performance.now() - handle.grantedAt,
       fencingToken: handle.fencingToken,
     };
@@ -270,6 +298,7 @@ export class LockManager
       keys: handle.keys,
       at: Date.now(),
       handler: handle.handler,
+      store: handle.store,
       durationMs,
       fencingToken: handle.fencingToken,
     });
@@ -278,7 +307,7 @@ export class LockManager
   /** Resolves every `@Exclusive()` method's options first (bad ones fail bootstrap), then connects. */
   async onModuleInit(): Promise<void> {
     this.explorer.explore((fn, meta) => this.register(fn, meta));
-    await this.backend.connect();
+    await Promise.all([...this.stores.values()].map((backend) => backend.connect()));
   }
 
   /**
@@ -305,7 +334,7 @@ export class LockManager
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.backend.close();
+    await Promise.all([...this.stores.values()].map((backend) => backend.close()));
   }
 
   private async acquireOnce(
@@ -313,14 +342,18 @@ export class LockManager
     ttl: number,
     handler: string | undefined,
     committed: boolean,
+    store: string,
+    backend: LockBackend,
   ): Promise<LockHandle> {
     if (this.closing && !committed) throw new LockUnavailableError(keys, Messages.shuttingDown);
     this.pending += 1;
     try {
       const handle = new LockHandle(
         this,
+        backend,
+        store,
         keys,
-        await this.backend.acquire(keys, ttl),
+        await backend.acquire(keys, ttl),
         ttl,
         handler,
       );
@@ -341,18 +374,25 @@ export class LockManager
     if (this.pending === 0) this.drained?.();
   }
 
-  private failed(error: unknown, keys: string[], start: number, handler?: string): void {
+  private failed(
+    error: unknown,
+    keys: string[],
+    start: number,
+    handler: string | undefined,
+    store: string,
+  ): void {
     if (!this.events.observed) return;
     const durationMs = performance.now() - start;
     const at = Date.now();
     if (error instanceof LockBusyError) {
-      this.events.emit({ type: 'busy', keys, at, handler, durationMs });
+      this.events.emit({ type: 'busy', keys, at, handler, store, durationMs });
     } else if (error instanceof LockUnavailableError) {
       this.events.emit({
         type: 'unavailable',
         keys,
         at,
         handler,
+        store,
         durationMs,
         error: error.message,
       });

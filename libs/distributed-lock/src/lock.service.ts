@@ -2,7 +2,11 @@ import { Injectable } from '@nestjs/common';
 import type { Observable } from 'rxjs';
 import { LockBusyError } from './errors/lock-busy.error';
 import type { LockEvent } from './events/lock-event.interface';
-import type { AcquireOptions, RunOptions } from './interfaces/acquire-options.interface';
+import type {
+  AcquireOptions,
+  IsLockedOptions,
+  RunOptions,
+} from './interfaces/acquire-options.interface';
 import type { Lock } from './interfaces/lock.interface';
 import { LockManager } from './lock-manager';
 import { resolveRun } from './options/run-options';
@@ -61,7 +65,10 @@ export class LockService {
   async tryAcquire(key: string | string[], options: AcquireOptions = {}): Promise<Lock | null> {
     const keys = normalizeKeys(key);
     try {
-      return await this.manager.acquire(keys, this.manager.ttlOf(options), { wait: 0 });
+      return await this.manager.acquire(keys, this.manager.ttlOf(options), {
+        wait: 0,
+        store: options.store,
+      });
     } catch (error) {
       if (error instanceof LockBusyError) return null;
       throw error;
@@ -89,10 +96,11 @@ export class LockService {
   /**
    * True when `key` is held (on Redis: by a majority of instances).
    * @throws LockUnavailableError when no majority answered
+   * @throws InvalidLockArgumentError for an invalid key or an unknown `store`
    */
-  async isLocked(key: string): Promise<boolean> {
+  async isLocked(key: string, options: IsLockedOptions = {}): Promise<boolean> {
     const [only] = normalizeKeys(key);
-    return this.manager.backend.isLocked(only);
+    return this.manager.backendOf(this.manager.storeName(options.store)).isLocked(only);
   }
 
   /** The lock of the `runExclusive` / `@Exclusive()` call this code runs inside, if any. */

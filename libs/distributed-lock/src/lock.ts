@@ -21,7 +21,6 @@ const WHY: Record<LockEnd, string> = {
 
 /** What a handle tells its owner (the `LockManager`) about its life. @internal */
 export interface LockHandleOwner {
-  readonly backend: LockBackend;
   /** The smallest TTL that can be granted (module option checks). */
   readonly minTtl: number;
   /** Called once, when the handle stops holding the lock. */
@@ -48,6 +47,10 @@ export class LockHandle implements Lock {
 
   constructor(
     private readonly owner: LockHandleOwner,
+    /** The backend of the store it was taken in. */
+    private readonly backend: LockBackend,
+    /** The name of that store (`'default'` or one of the module's `stores`). */
+    readonly store: string,
     readonly keys: string[],
     private backendLock: BackendLock,
     /** TTL the lock was acquired with; the default for `extend()`. */
@@ -95,7 +98,7 @@ export class LockHandle implements Lock {
     const start = performance.now();
     let extended: BackendLock;
     try {
-      extended = await this.owner.backend.extend(this.backendLock, this.keys, ttl);
+      extended = await this.backend.extend(this.backendLock, this.keys, ttl);
     } catch (error) {
       if (error instanceof LockLostError) this.lose('extend-failed');
       throw error;
@@ -103,7 +106,7 @@ export class LockHandle implements Lock {
     if (this.end === 'expired') {
       // The deadline passed while the extension was in flight: the signal already told the work the
       // lock is gone. Delete what the late extension renewed instead of leaving it held, untracked.
-      this.owner.backend.discard(extended, this.keys);
+      this.backend.discard(extended, this.keys);
       throw this.lostError('expired while the extension was in flight');
     }
     if (this.end !== undefined) throw this.lostError(WHY[this.end]);
@@ -151,12 +154,12 @@ export class LockHandle implements Lock {
   private async doRelease(): Promise<void> {
     this.stop('released');
     // The owner-checked script is safe even if the lock expired meanwhile: it reports the loss.
-    await this.owner.backend.release(this.backendLock, this.keys);
+    await this.backend.release(this.backendLock, this.keys);
   }
 
   private async doShorten(ms: number): Promise<void> {
     try {
-      this.backendLock = await this.owner.backend.extend(this.backendLock, this.keys, ms);
+      this.backendLock = await this.backend.extend(this.backendLock, this.keys, ms);
     } finally {
       this.stop('left-to-expire');
     }

@@ -26,6 +26,8 @@ export interface LockEventBase {
   readonly at: number;
   /** `'ClassName.methodName'` when the lock belongs to an `@Exclusive()` method. */
   readonly handler?: string;
+  /** The store it happened in: `'default'`, or a name from the module's `stores`. */
+  readonly store: string;
 }
 
 /** A lock was granted. `durationMs`: from the call to the grant, waiting included. */

@@ -44,6 +44,11 @@ export interface ExclusiveOptions {
   claimTick?: boolean;
   /** Marks a key shared by several handlers on purpose, which silences the bootstrap warning. */
   sharedKey?: boolean;
+  /**
+   * The store to lock in: a name from the module's `stores`; an unknown name fails `app.init()`.
+   * @default 'default'
+   */
+  store?: string;
 }
 
 /** What `@Exclusive()` stores under `EXCLUSIVE_METADATA` on the wrapped method. */

@@ -20,6 +20,8 @@ export interface ExclusivePlan {
   readonly run: ResolvedRun;
   /** The `@Cron` metadata when ticks are claimed, else `undefined`. */
   readonly claimCron: CronMetadata | undefined;
+  /** The store it locks in (checked against the module's stores at bootstrap). */
+  readonly store: string;
 }
 
 /** The error factory for one decorated method: fields read `Class.method @Exclusive <field>`. */
@@ -55,6 +57,9 @@ export function checkExclusiveFields(o: ExclusiveOptions, fail: ErrorFactory): v
     throw fail('wait', "only applies with onBusy: 'wait'");
   if (o.claimTick !== undefined) checkBoolean('claimTick', o.claimTick, fail);
   if (o.sharedKey !== undefined) checkBoolean('sharedKey', o.sharedKey, fail);
+  if (o.store !== undefined && (typeof o.store !== 'string' || o.store.length === 0)) {
+    throw fail('store', 'must be the name of a store (a non-empty string)');
+  }
 }
 
 /**
@@ -67,6 +72,8 @@ export function planExclusive(
   meta: ExclusiveMetadata,
   fn: object,
   module: Pick<ResolvedLockOptions, 'ttl' | 'extendThreshold' | 'minTtl'>,
+  /** Checks the store name against the module's stores (throws through `fail`). */
+  storeName: (store: string | undefined, fail: ErrorFactory) => string,
 ): ExclusivePlan {
   const where = `${meta.className}.${meta.methodName}`;
   const fail = exclusiveError(where);
@@ -83,5 +90,6 @@ export function planExclusive(
     wait: onBusy === 'wait' ? o.wait : 0,
     run: resolveRun(o, module, fail),
     claimCron: kind === 'cron' && o.claimTick !== false ? cronMetadata(fn) : undefined,
+    store: storeName(o.store, fail),
   };
 }

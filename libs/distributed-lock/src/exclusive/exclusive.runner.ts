@@ -62,7 +62,7 @@ export async function runExclusiveHandler(
         // Every other replica skips a claimed tick: from here a shutdown beginning must not stop
         // this replica from running it, or no replica would (the tick would be lost).
         leave = manager.enter();
-        if (!(await manager.claim(`${keys[0]}:tick:${claim.at}`, claim.period))) {
+        if (!(await manager.claim(`${keys[0]}:tick:${claim.at}`, claim.period, plan.store))) {
           return manager.skipped(plan, keys, 'tick-claimed', { tick });
         }
       }
@@ -71,7 +71,7 @@ export async function runExclusiveHandler(
     const lock = await manager.acquire(
       keys,
       plan.run.ttl,
-      { wait: plan.wait },
+      { wait: plan.wait, store: plan.store },
       plan.where,
       committed,
     );

@@ -13,6 +13,18 @@ export interface AcquireOptions {
   wait?: number;
   /** Backoff between attempts; merged over the module `retry`. */
   retry?: RetryOptions;
+  /**
+   * The store to lock in: a name from the module's `stores`. An unknown name throws
+   * `InvalidLockArgumentError` (`field: 'store'`).
+   * @default 'default' (the store of `connections` / `clients` / `backend`)
+   */
+  store?: string;
+}
+
+/** Options of `LockService.isLocked`. */
+export interface IsLockedOptions {
+  /** The store to ask: a name from the module's `stores`. @default 'default' */
+  store?: string;
 }
 
 /** Options of `LockService.runExclusive`. */

@@ -29,6 +29,17 @@ export interface DistributedLockModuleOptions {
    */
   backend?: LockBackend;
   /**
+   * More stores beside the default one, by name: `store: 'name'` on a call, `@Exclusive()` (and the
+   * other decorators) locks there. The default store (`connections` / `clients` / `backend`) is
+   * named `'default'`, which is why that name is taken. Each is connected at bootstrap and closed
+   * on shutdown like the default store.
+   * @example
+   * ```ts
+   * stores: { db: postgresBackend({ connectionString: process.env.DATABASE_URL }) }
+   * ```
+   */
+  stores?: Record<string, LockBackend>;
+  /**
    * Prefix of every lock key in Redis.
    * @default 'lock:'
    */

@@ -16,6 +16,8 @@ export interface ResolvedLockOptions {
   connections?: RedisConnection[];
   clients?: Array<Redis | Cluster>;
   backend?: LockBackend;
+  /** The named stores beside the default one (`stores`), by name. */
+  stores: ReadonlyMap<string, LockBackend>;
   keyPrefix: string;
   ttl: number;
   retry: ResolvedRetry;

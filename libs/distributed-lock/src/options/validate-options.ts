@@ -1,6 +1,7 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { smallestTtl } from '../backend/validity';
-import { MIN_EXTEND_WINDOW_MS } from '../distributed-lock.constants';
+import type { LockBackend } from '../backend/lock-backend.interface';
+import { DEFAULT_STORE, MIN_EXTEND_WINDOW_MS } from '../distributed-lock.constants';
 import { Messages } from '../distributed-lock.messages';
 import type { DistributedLockModuleOptions } from '../interfaces/module-options.interface';
 import type { RetryOptions } from '../interfaces/retry-options.interface';
@@ -36,6 +37,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'connections',
   'clients',
   'backend',
+  'stores',
   'keyPrefix',
   'ttl',
   'retry',
@@ -128,6 +130,34 @@ function resolveLogger(logger: unknown): LoggerService | null {
   return logger;
 }
 
+/** Checks that `backend` implements `LockBackend`. @throws DistributedLockConfigError naming `field` */
+function checkBackend(field: string, backend: unknown): void {
+  const missing = BACKEND_METHODS.filter(
+    (m) => typeof (backend as Record<string, unknown> | null)?.[m] !== 'function',
+  );
+  if (backend === null || typeof backend !== 'object' || missing.length > 0) {
+    throw configError(field, Messages.notABackend(missing));
+  }
+}
+
+/** Validates `stores`: names (not `'default'`, not empty) and backends. */
+function resolveStores(stores: unknown): ReadonlyMap<string, LockBackend> {
+  const resolved = new Map<string, LockBackend>();
+  if (stores === undefined) return resolved;
+  if (stores === null || typeof stores !== 'object' || Array.isArray(stores)) {
+    throw configError('stores', Messages.storesShape);
+  }
+  for (const [name, backend] of Object.entries(stores as Record<string, unknown>)) {
+    if (name === DEFAULT_STORE || name.length === 0) {
+      throw configError(`stores.${name}`, Messages.storeNameTaken(name));
+    }
+    checkBackend(`stores.${name}`, backend);
+    if (resolved.has(name)) continue;
+    resolved.set(name, backend as LockBackend);
+  }
+  return resolved;
+}
+
 function resolveMetricName(metricName: unknown): ((key: string) => string) | undefined {
   if (metricName === undefined) return undefined;
   if (typeof metricName !== 'function') {
@@ -170,12 +200,7 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
     throw configError(given[0], Messages.bothConnections(given));
   }
   if (backend !== undefined) {
-    const missing = BACKEND_METHODS.filter(
-      (m) => typeof (backend as unknown as Record<string, unknown>)[m] !== 'function',
-    );
-    if (backend === null || typeof backend !== 'object' || missing.length > 0) {
-      throw configError('backend', Messages.notABackend(missing));
-    }
+    checkBackend('backend', backend);
   } else {
     redis = checkRedisConnections(connections, clients);
   }
@@ -193,6 +218,7 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
   return {
     ...redis,
     backend,
+    stores: resolveStores(raw.stores),
     keyPrefix,
     ttl,
     retry: resolveRetry('retry', raw.retry, DEFAULTS.retry),

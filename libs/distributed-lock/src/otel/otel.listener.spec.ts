@@ -45,6 +45,7 @@ const acquired = (key: string, handler?: string): LockEvent => ({
   keys: [key],
   at: Date.now(),
   handler,
+  store: 'default',
   durationMs: 2,
   fencingToken: 1,
 });
@@ -132,7 +133,9 @@ describe('OpenTelemetry listener', () => {
     expect(await points('lock.acquire.duration')).toHaveLength(1);
     expect(spans.getFinishedSpans()).toHaveLength(1);
     // lock.held is read at collection: it counts the lock taken before the SDK too.
-    expect(await points('lock.held')).toEqual([['{"lock.name":"order"}', 2]]);
+    expect(await points('lock.held')).toEqual([
+      ['{"lock.name":"order","lock.store":"default"}', 2],
+    ]);
   });
 
   it('follows a replaced global provider', async () => {
@@ -169,8 +172,8 @@ describe('OpenTelemetry listener', () => {
       expect(() => events.emit(acquired(key))).not.toThrow();
     }
     expect(await points('lock.held')).toEqual([
-      ['{"lock.name":"order"}', 3],
-      ['{"lock.name":"custom:order:4"}', 1],
+      ['{"lock.name":"order","lock.store":"default"}', 3],
+      ['{"lock.name":"custom:order:4","lock.store":"default"}', 1],
     ]);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/metricName threw boom/);
@@ -179,13 +182,15 @@ describe('OpenTelemetry listener', () => {
   it('lock.held stays right past the name cache bound (a metricName with ids in it)', async () => {
     install();
     const events = hub((key) => key);
-    const base = { at: Date.now(), durationMs: 1, fencingToken: 1 };
+    const base = { at: Date.now(), store: 'default', durationMs: 1, fencingToken: 1 };
     for (let i = 0; i < 1_005; i += 1) events.emit(acquired(`k${i}`));
     for (let i = 0; i < 1_005; i += 1) {
       if (i !== 1_002) events.emit({ type: 'released', keys: [`k${i}`], ...base });
     }
     const held = await points('lock.held');
-    expect(held.filter(([, v]) => v !== 0)).toEqual([['{"lock.name":"k1002"}', 1]]);
+    expect(held.filter(([, v]) => v !== 0)).toEqual([
+      ['{"lock.name":"k1002","lock.store":"default"}', 1],
+    ]);
     // Every name that was held has a series, those past the bound too (reported back at 0).
     expect(held).toHaveLength(1_005);
     events.emit({ type: 'released', keys: ['k1002'], ...base });
@@ -198,7 +203,9 @@ describe('OpenTelemetry listener', () => {
     install();
     const events = hub(() => 'renamed');
     events.emit(acquired('report:7', 'Reports.build'));
-    expect(await points('lock.held')).toEqual([['{"lock.name":"Reports.build"}', 1]]);
+    expect(await points('lock.held')).toEqual([
+      ['{"lock.name":"Reports.build","lock.store":"default"}', 1],
+    ]);
   });
 
   it('an SDK that throws never reaches the lock call: reported once, recording goes on', () => {
@@ -226,20 +233,40 @@ describe('OpenTelemetry listener', () => {
   it('released, lost and skipped events: held back to 0, lost and skipped counted by reason', async () => {
     install();
     const events = hub();
-    const base = { keys: ['job:1'], at: Date.now(), durationMs: 5, fencingToken: 1 };
+    const base = {
+      keys: ['job:1'],
+      at: Date.now(),
+      store: 'default',
+      durationMs: 5,
+      fencingToken: 1,
+    };
     events.emit(acquired('job:1'));
     events.emit({ type: 'lost', reason: 'extend-failed', ...base });
     events.emit(acquired('job:1'));
     events.emit({ type: 'released', ...base });
     events.emit({ type: 'extended', ...base });
-    events.emit({ type: 'skipped', keys: ['job:1'], at: 1, handler: 'Jobs.run', reason: 'busy' });
-    events.emit({ type: 'skipped', keys: ['job:1'], at: 1, handler: 'Jobs.run', reason: 'busy' });
-    expect(await points('lock.held')).toEqual([['{"lock.name":"job"}', 0]]);
+    events.emit({
+      type: 'skipped',
+      keys: ['job:1'],
+      at: 1,
+      handler: 'Jobs.run',
+      store: 'default',
+      reason: 'busy',
+    });
+    events.emit({
+      type: 'skipped',
+      keys: ['job:1'],
+      at: 1,
+      handler: 'Jobs.run',
+      store: 'default',
+      reason: 'busy',
+    });
+    expect(await points('lock.held')).toEqual([['{"lock.name":"job","lock.store":"default"}', 0]]);
     expect(await points('lock.lost')).toEqual([
-      ['{"lock.name":"job","lock.reason":"extend-failed"}', 1],
+      ['{"lock.name":"job","lock.store":"default","lock.reason":"extend-failed"}', 1],
     ]);
     expect(await points('lock.skipped')).toEqual([
-      ['{"lock.name":"Jobs.run","lock.reason":"busy"}', 2],
+      ['{"lock.name":"Jobs.run","lock.store":"default","lock.reason":"busy"}', 2],
     ]);
   });
 });

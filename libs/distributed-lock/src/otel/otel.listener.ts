@@ -8,6 +8,7 @@ import type {
   Tracer,
   TracerProvider,
 } from '@opentelemetry/api';
+import { DEFAULT_STORE } from '../distributed-lock.constants';
 import { Messages } from '../distributed-lock.messages';
 import type { LockEvent } from '../events/lock-event.interface';
 import type { LockEvents } from '../events/lock-events';
@@ -44,11 +45,16 @@ class NameAttributes {
   private readonly lost = new Map<string, Attributes>();
   private readonly skipped = new Map<string, Attributes>();
 
-  constructor(readonly name: string) {
-    this.held = Object.freeze({ 'lock.name': name });
-    this.acquired = Object.freeze({ 'lock.name': name, 'lock.outcome': 'acquired' });
-    this.busy = Object.freeze({ 'lock.name': name, 'lock.outcome': 'busy' });
-    this.unavailable = Object.freeze({ 'lock.name': name, 'lock.outcome': 'unavailable' });
+  constructor(
+    readonly name: string,
+    readonly store: string,
+    /** Its key in the caches: the name (default store), else store and name. */
+    readonly cacheKey: string,
+  ) {
+    this.held = Object.freeze({ 'lock.name': name, 'lock.store': store });
+    this.acquired = Object.freeze({ ...this.held, 'lock.outcome': 'acquired' });
+    this.busy = Object.freeze({ ...this.held, 'lock.outcome': 'busy' });
+    this.unavailable = Object.freeze({ ...this.held, 'lock.outcome': 'unavailable' });
   }
 
   lostFor(reason: string): Attributes {
@@ -62,7 +68,7 @@ class NameAttributes {
   private withReason(cache: Map<string, Attributes>, reason: string): Attributes {
     let attributes = cache.get(reason);
     if (attributes === undefined) {
-      attributes = Object.freeze({ 'lock.name': this.name, 'lock.reason': reason });
+      attributes = Object.freeze({ ...this.held, 'lock.reason': reason });
       cache.set(reason, attributes);
     }
     return attributes;
@@ -101,7 +107,7 @@ export class OpenTelemetryLockListener {
     for (const names of this.uncachedHeld.values()) {
       result.observe(names.heldNow, names.held);
       // Reported back at 0 (the SDK keeps a series at its last value): now it can be forgotten.
-      if (names.heldNow === 0) this.uncachedHeld.delete(names.name);
+      if (names.heldNow === 0) this.uncachedHeld.delete(names.cacheKey);
     }
   };
   private readonly version = libraryVersion();
@@ -183,10 +189,11 @@ export class OpenTelemetryLockListener {
 
   private attributesOf(event: LockEvent): NameAttributes {
     const name = event.handler ?? this.nameOfKey(event.keys[0]);
-    let attributes = this.names.get(name) ?? this.uncachedHeld.get(name);
+    const key = event.store === DEFAULT_STORE ? name : `${event.store}\u0000${name}`;
+    let attributes = this.names.get(key) ?? this.uncachedHeld.get(key);
     if (attributes === undefined) {
-      attributes = new NameAttributes(name);
-      if (this.names.size < MAX_CACHED_NAMES) this.names.set(name, attributes);
+      attributes = new NameAttributes(name, event.store, key);
+      if (this.names.size < MAX_CACHED_NAMES) this.names.set(key, attributes);
     }
     return attributes;
   }
@@ -194,9 +201,9 @@ export class OpenTelemetryLockListener {
   private holding(names: NameAttributes, change: 1 | -1): void {
     names.heldNow += change;
     names.everHeld = true;
-    if (this.names.get(names.name) === names) return;
+    if (this.names.get(names.cacheKey) === names) return;
     // Past the cache bound: tracked while held and until the next collection reported it at 0.
-    this.uncachedHeld.set(names.name, names);
+    this.uncachedHeld.set(names.cacheKey, names);
   }
 
   private nameOfKey(key: string): string {

@@ -16,10 +16,13 @@ jest.mock('@nestjs/terminus', () => {
   return { HealthCheckError };
 });
 
-const indicator = (health: BackendHealth) =>
-  new DistributedLockHealthIndicator({
-    backend: { health: () => Promise.resolve(health) },
+const indicator = (health: BackendHealth) => {
+  const backend = { health: () => Promise.resolve(health) };
+  return new DistributedLockHealthIndicator({
+    stores: new Map([['default', backend]]),
+    backendOf: () => backend,
   } as unknown as LockManager);
+};
 
 describe('DistributedLockHealthIndicator on Terminus 10', () => {
   it('returns the up result while a majority answers', async () => {

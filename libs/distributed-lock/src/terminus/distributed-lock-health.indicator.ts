@@ -13,6 +13,12 @@ export interface DistributedLockHealthDetails {
   up: number;
   /** Instances that must answer for a lock operation to succeed (a majority). */
   quorum: number;
+  /**
+   * With named `stores` configured: every store's own `{ status, instances, up, quorum }` by name
+   * (`default` included); the indicator is down when any of them is. The top-level counts stay the
+   * default store's.
+   */
+  stores?: Record<string, Omit<DistributedLockHealthDetails, 'stores'>>;
 }
 
 /**
@@ -75,9 +81,21 @@ export class DistributedLockHealthIndicator {
   async isHealthy<Key extends string = 'distributedLock'>(
     key: Key = 'distributedLock' as Key,
   ): Promise<DistributedLockHealthResult<Key>> {
-    const { instances, up, quorum } = await this.manager.backend.health();
-    const details = { instances, up, quorum };
-    const healthy = up >= quorum;
+    const names = [...this.manager.stores.keys()];
+    const probes = await Promise.all(names.map((name) => this.manager.backendOf(name).health()));
+    const { instances, up, quorum } = probes[0];
+    let details: Omit<DistributedLockHealthDetails, 'status'> = { instances, up, quorum };
+    const healthy = probes.every((p) => p.up >= p.quorum);
+    if (names.length > 1) {
+      const stores = Object.fromEntries(
+        names.map((name, i) => {
+          const p = probes[i];
+          const status: 'up' | 'down' = p.up >= p.quorum ? 'up' : 'down';
+          return [name, { status, instances: p.instances, up: p.up, quorum: p.quorum }];
+        }),
+      );
+      details = { ...details, stores };
+    }
     const { HealthIndicatorService, HealthCheckError } = this.terminus;
     if (HealthIndicatorService) {
       const session = new HealthIndicatorService().check(key);
