@@ -2,9 +2,7 @@ import { Messages } from './distributed-lock.messages';
 import { LockLostError } from './errors/lock-lost.error';
 import type { LockEvents } from './events/lock-events';
 import type { LockHandle } from './lock';
-
-// The global `performance`, not node:perf_hooks': jest's fake timers replace the global, so lock
-// deadlines follow `jest.advanceTimersByTime` (the testing kit); outside jest both are the same object.
+import { monotonicNow } from './utils/clock';
 
 /**
  * Keeps a lock alive while work runs: extends it when `threshold` ms of validity are left, retries a
@@ -49,7 +47,7 @@ export class AutoExtender {
     let ttl = this.lock.ttl;
     let last = false;
     if (this.mostUntil !== undefined) {
-      const left = Math.floor(this.mostUntil - performance.now());
+      const left = Math.floor(this.mostUntil - monotonicNow());
       if (left < 1) return;
       if (left <= ttl) {
         ttl = left;

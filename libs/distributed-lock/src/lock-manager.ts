@@ -25,9 +25,7 @@ import type { ResolvedRun } from './options/run-options';
 import { resolveRetry } from './options/validate-options';
 import { argumentError, checkInteger, checkTtl, type ErrorFactory } from './options/validators';
 import { backoffDelay, sleep } from './utils/backoff';
-
-// The global `performance`, not node:perf_hooks': jest's fake timers replace the global, so lock
-// deadlines follow `jest.advanceTimersByTime` (the testing kit); outside jest both are the same object.
+import { monotonicNow } from './utils/clock';
 
 /**
  * The machinery behind `LockService` and `@Exclusive()`: acquisition with waiting, the locks held
@@ -127,7 +125,7 @@ export class LockManager
     const store = this.storeName(options.store);
     const backend = this.backendOf(store);
     const budget = wait ?? (backend.waitForRelease === undefined ? undefined : retryBudget(retry));
-    const start = performance.now();
+    const start = monotonicNow();
     for (let attempt = 0; ; attempt += 1) {
       try {
         const lock = await this.acquireOnce(keys, ttl, handler, committed, store, backend);
@@ -138,7 +136,7 @@ export class LockManager
             at: Date.now(),
             handler,
             store,
-            durationMs: performance.now() - start,
+            durationMs: monotonicNow() - start,
             fencingToken: lock.fencingToken,
           });
         }
@@ -150,7 +148,7 @@ export class LockManager
           if (budget === undefined) {
             if (attempt >= retry.count) delay = -1;
           } else {
-            const left = budget - (performance.now() - start);
+            const left = budget - (monotonicNow() - start);
             delay = left <= 0 ? -1 : Math.min(delay, left);
           }
         }
@@ -181,7 +179,7 @@ export class LockManager
         throw new LockUnavailableError(lock.keys, Messages.shuttingDown);
       });
     }
-    const started = performance.now();
+    const started = monotonicNow();
     const extender = run.autoExtend
       ? new AutoExtender(
           lock,
@@ -195,7 +193,7 @@ export class LockManager
         return await this.context.run(lock, () => work(lock));
       } finally {
         await extender?.stop();
-        const keepFor = run.lockAtLeastFor - (performance.now() - started);
+        const keepFor = run.lockAtLeastFor - (monotonicNow() - started);
         await this.releaseQuietly(lock, keepFor);
       }
     })();
@@ -280,7 +278,7 @@ export class LockManager
       at: Date.now(),
       handler: handle.handler,
       store: handle.store,
-      durationMs: performance.now() - handle.grantedAt,
+      durationMs: monotonicNow() - handle.grantedAt,
       fencingToken: handle.fencingToken,
     };
     this.events.emit(
@@ -382,7 +380,7 @@ export class LockManager
     store: string,
   ): void {
     if (!this.events.observed) return;
-    const durationMs = performance.now() - start;
+    const durationMs = monotonicNow() - start;
     const at = Date.now();
     if (error instanceof LockBusyError) {
       this.events.emit({ type: 'busy', keys, at, handler, store, durationMs });

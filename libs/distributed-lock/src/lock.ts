@@ -4,9 +4,7 @@ import { LockLostError } from './errors/lock-lost.error';
 import type { LockLostReason } from './events/lock-event.interface';
 import type { Lock } from './interfaces/lock.interface';
 import { argumentError, checkTtl } from './options/validators';
-
-// The global `performance`, not node:perf_hooks': jest's fake timers replace the global, so lock
-// deadlines follow `jest.advanceTimersByTime` (the testing kit); outside jest both are the same object.
+import { monotonicNow } from './utils/clock';
 
 /** How a handle stopped holding its lock: lost, or let go by its holder. @internal */
 export type LockEnd = LockLostReason | 'released' | 'left-to-expire';
@@ -43,7 +41,7 @@ export class LockHandle implements Lock {
   private end: LockEnd | undefined;
   private _expiresAt = 0;
   /** Monotonic time of the grant, for how long it was held. */
-  readonly grantedAt = performance.now();
+  readonly grantedAt = monotonicNow();
 
   constructor(
     private readonly owner: LockHandleOwner,
@@ -89,13 +87,13 @@ export class LockHandle implements Lock {
 
   /** Validity left now, in ms (negative once expired). */
   remaining(): number {
-    return this.backendLock.deadline - performance.now();
+    return this.backendLock.deadline - monotonicNow();
   }
 
   async extend(ttl: number = this.ttl): Promise<void> {
     checkTtl('ttl', ttl, this.owner.minTtl, argumentError);
     if (this.end !== undefined) throw this.lostError(`already ${WHY[this.end]}`);
-    const start = performance.now();
+    const start = monotonicNow();
     let extended: BackendLock;
     try {
       extended = await this.backend.extend(this.backendLock, this.keys, ttl);
@@ -111,7 +109,7 @@ export class LockHandle implements Lock {
     }
     if (this.end !== undefined) throw this.lostError(WHY[this.end]);
     this.arm(extended);
-    this.owner.extended(this, performance.now() - start);
+    this.owner.extended(this, monotonicNow() - start);
   }
 
   release(): Promise<void> {

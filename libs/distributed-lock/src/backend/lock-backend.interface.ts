@@ -3,7 +3,7 @@
  * and get them back in `extend` / `release` / `discard`; callers only read these fields.
  */
 export interface BackendLock {
-  /** Monotonic (`performance.now()`) time until which the lock is valid. */
+  /** Monotonic (`monotonicNow()`) time until which the lock is valid. */
   readonly deadline: number;
   /** Validity left when the operation returned, in ms. */
   readonly validity: number;

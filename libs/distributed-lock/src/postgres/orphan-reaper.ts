@@ -1,5 +1,5 @@
-import { performance } from 'node:perf_hooks';
 import type { PgExecutor } from './postgres-executor';
+import { monotonicNow } from '../utils/clock';
 
 /** Pause between passes while orphans are pending (each pass is one statement for all of them). */
 const PASS_EVERY_MS = 100;
@@ -48,7 +48,7 @@ export class OrphanReaper {
     this.orphans.set(owner, {
       rows,
       pid: pid ?? undefined,
-      since: performance.now(),
+      since: monotonicNow(),
       gone: pid === null,
     });
     this.schedule(0);
@@ -87,7 +87,7 @@ export class OrphanReaper {
   }
 
   private async runPass(): Promise<void> {
-    const now = performance.now();
+    const now = monotonicNow();
     const batch = [...this.orphans].filter(([, o]) => {
       return now - o.since < FORGET_AFTER_MS;
     });

@@ -1,7 +1,7 @@
-import { performance } from 'node:perf_hooks';
 import { Client, Pool, type PoolClient, type QueryConfig, type QueryResultRow } from 'pg';
 import { Messages } from '../distributed-lock.messages';
 import type { ResolvedPostgresOptions } from './resolve-postgres-options';
+import { monotonicNow } from '../utils/clock';
 
 /** `application_name` of the connections the backend opens (a URL parameter overrides it). */
 const APPLICATION_NAME = 'nestjs-distributed-lock';
@@ -101,14 +101,14 @@ export class PgExecutor {
     values: unknown[] = [],
     budget: number = this.timeout,
   ): Promise<R[]> {
-    const deadline = performance.now() + budget;
+    const deadline = monotonicNow() + budget;
     let client: PoolClient;
     try {
       client = await this.checkout(budget);
     } catch (error) {
       throw failure(error, false, budget);
     }
-    const left = Math.max(1, Math.ceil(deadline - performance.now()));
+    const left = Math.max(1, Math.ceil(deadline - monotonicNow()));
     let broken: Error | undefined;
     // A checked-out client has no error listener of the pool's: a connection that dies under the
     // query emits 'error', which would otherwise crash the process.

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-backend.interface';
 import { Messages } from '../distributed-lock.messages';
 import { LockBusyError } from '../errors/lock-busy.error';
@@ -12,6 +11,7 @@ import { lockStatements, quoteIdentifier, type LockStatements } from './postgres
 import { OrphanReaper } from './orphan-reaper';
 import { ReleaseListener } from './release-listener';
 import type { ResolvedPostgresOptions } from './resolve-postgres-options';
+import { monotonicNow } from '../utils/clock';
 
 /** A lock as the PostgreSQL backend holds it. @internal */
 interface PostgresLock extends BackendLock {
@@ -94,20 +94,20 @@ export class PostgresLockBackend implements LockBackend {
   async acquire(keys: string[], ttl: number): Promise<BackendLock> {
     const rows = this.rowsOf(keys);
     let owner = newLockValue();
-    let start = performance.now();
+    let start = monotonicNow();
     let token = await this.take(keys, rows, owner, ttl);
     if (token === null && this.reaper.covers(rows)) {
       // Maybe held by an acquisition of ours that we gave up on during an outage: free it, retry.
       await this.reaper.reapNow();
       owner = newLockValue();
-      start = performance.now();
+      start = monotonicNow();
       token = await this.take(keys, rows, owner, ttl);
     }
     if (token === null) throw new LockBusyError(keys, Messages.busy(keys));
     const deadline = start + ttl - driftFor(ttl);
     const lock: PostgresLock = {
       deadline,
-      validity: deadline - performance.now(),
+      validity: deadline - monotonicNow(),
       fencingToken: Number(token),
       owner,
       rows,
@@ -182,7 +182,7 @@ export class PostgresLockBackend implements LockBackend {
    */
   async extend(held: BackendLock, keys: string[], ttl: number): Promise<BackendLock> {
     const lock = held as PostgresLock;
-    const start = performance.now();
+    const start = monotonicNow();
     if (start >= lock.deadline) {
       throw new LockLostError(keys, Messages.lost(keys, 'expired before it could be extended'));
     }
@@ -203,7 +203,7 @@ export class PostgresLockBackend implements LockBackend {
       throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
     }
     const deadline = start + ttl - driftFor(ttl);
-    const next: PostgresLock = { ...lock, deadline, validity: deadline - performance.now() };
+    const next: PostgresLock = { ...lock, deadline, validity: deadline - monotonicNow() };
     if (next.validity < minValidity(ttl)) {
       this.discard(next);
       throw new LockLostError(

@@ -1,7 +1,7 @@
-import { performance } from 'node:perf_hooks';
 import type { Client, Notification, PoolClient, QueryConfig } from 'pg';
 import type { PgExecutor } from './postgres-executor';
 import { quoteIdentifier } from './postgres.sql';
+import { monotonicNow } from '../utils/clock';
 
 /** The listening connection is given back this long after the last waiter left. */
 const LINGER_MS = 5_000;
@@ -80,10 +80,10 @@ export class ReleaseListener {
 
   private ensure(): void {
     if (this.listening || this.opening || this.closed) return;
-    if (performance.now() - this.failedAt < RETRY_AFTER_MS) return;
+    if (monotonicNow() - this.failedAt < RETRY_AFTER_MS) return;
     this.opening = this.open()
       .catch(() => {
-        this.failedAt = performance.now();
+        this.failedAt = monotonicNow();
       })
       .finally(() => {
         this.opening = undefined;
@@ -101,7 +101,7 @@ export class ReleaseListener {
       },
       onLost: () => {
         if (this.listening === listening) {
-          this.failedAt = performance.now();
+          this.failedAt = monotonicNow();
           void this.drop(true);
         }
       },

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { Messages } from '../distributed-lock.messages';
 import type { DistributedLockError } from '../errors/distributed-lock.error';
 import { LockBusyError } from '../errors/lock-busy.error';
@@ -16,6 +15,7 @@ import { vote, type Tally, type Vote } from './quorum';
 import { checkSameSlot, fenceKeyFor, FENCE_NAMESPACE } from './redis-keys';
 import { ReleaseWaiters } from './release-waiters';
 import { StallWatch } from './stall-watch';
+import { monotonicNow } from '../utils/clock';
 
 /** A lock as the Redis backend holds it. @internal */
 interface RedisLock extends BackendLock {
@@ -226,7 +226,7 @@ export class RedisLockBackend implements LockBackend {
   async claim(key: string, ttl: number): Promise<boolean> {
     const full = this.redisKey(key);
     for (let attempt = 0; ; attempt += 1) {
-      const start = performance.now();
+      const start = monotonicNow();
       const value = newLockValue();
       const asks = this.clients.map((client, i) =>
         this.watch.track(i, client.set(full, value, 'PX', ttl, 'NX'), (r): Vote =>
@@ -252,7 +252,7 @@ export class RedisLockBackend implements LockBackend {
    */
   async extend(held: BackendLock, keys: string[], ttl: number): Promise<BackendLock> {
     const lock = held as RedisLock;
-    const start = performance.now();
+    const start = monotonicNow();
     if (start >= lock.deadline)
       throw new LockLostError(keys, Messages.lost(keys, 'expired before it could be extended'));
     const tally = await vote(this.clients.length, (i) =>
@@ -322,7 +322,7 @@ export class RedisLockBackend implements LockBackend {
     fenceKeys: string[],
     ttl: number,
   ): Promise<RedisLock | SplitVote> {
-    const start = performance.now();
+    const start = monotonicNow();
     const value = newLockValue();
     const n = keys.length;
     // The client clock in microseconds floors the counters (see lock.scripts.ts); one value for
@@ -366,7 +366,7 @@ export class RedisLockBackend implements LockBackend {
         throw this.failure(fenced, keys, 'busy');
       }
     }
-    const validity = deadline - performance.now();
+    const validity = deadline - monotonicNow();
     if (validity < minValidity(ttl)) {
       this.discard(lock, keys);
       throw new LockUnavailableError(keys, Messages.lowValidity(keys, Math.floor(validity), ttl));
@@ -409,7 +409,7 @@ export class RedisLockBackend implements LockBackend {
   ): Promise<unknown> {
     const sent = this.scripted[i].dlockRelease(redisKeys.length, ...redisKeys, value, this.publish);
     sent.catch((error: unknown) => {
-      if (this.closed || isReplyError(error) || performance.now() >= until) return;
+      if (this.closed || isReplyError(error) || monotonicNow() >= until) return;
       if (error instanceof Error && /timed out/i.test(error.message)) return;
       const pending = this.pendingUndo[i];
       pending.set(value, { keys: redisKeys, until });
@@ -423,7 +423,7 @@ export class RedisLockBackend implements LockBackend {
   private flushUndo(i: number): void {
     const pending = this.pendingUndo[i];
     if (pending.size === 0) return;
-    const now = performance.now();
+    const now = monotonicNow();
     const entries = [...pending];
     pending.clear();
     for (const [value, { keys, until }] of entries) {
@@ -443,7 +443,7 @@ export class RedisLockBackend implements LockBackend {
     if (tally.granted.size > 0) return Promise.resolve(true);
     const open = asks.filter((_, i) => !tally.refusedBy[i]);
     if (open.length === 0) return Promise.resolve(false);
-    const bound = Math.min(this.commandTimeout, Math.max(10, 4 * (performance.now() - start)));
+    const bound = Math.min(this.commandTimeout, Math.max(10, 4 * (monotonicNow() - start)));
     return new Promise((resolve) => {
       let left = open.length;
       const timer = setTimeout(() => setImmediate(() => resolve(false)), bound);
@@ -460,7 +460,7 @@ export class RedisLockBackend implements LockBackend {
 
   private measure(start: number, ttl: number): { deadline: number; validity: number } {
     const deadline = start + ttl - this.drift(ttl);
-    return { deadline, validity: deadline - performance.now() };
+    return { deadline, validity: deadline - monotonicNow() };
   }
 
   private failure(tally: Tally, keys: string[], refusal: Refusal): DistributedLockError {

@@ -1,5 +1,5 @@
-import { performance } from 'node:perf_hooks';
 import type { Vote } from './quorum';
+import { monotonicNow } from '../utils/clock';
 
 /** How often the watch looks while commands are pending. */
 const TICK_MS = 50;
@@ -65,7 +65,7 @@ export class StallWatch {
       const settle = (answered: boolean) => {
         if (instance.pending.delete(fail)) this.waiting -= 1;
         if (!answered) return;
-        instance.heard = performance.now();
+        instance.heard = monotonicNow();
         instance.stalled = undefined;
       };
       if (instance.stalled) {
@@ -78,7 +78,7 @@ export class StallWatch {
         fail(instance.stalled);
         return;
       }
-      if (instance.pending.size === 0) instance.heard = performance.now();
+      if (instance.pending.size === 0) instance.heard = monotonicNow();
       instance.pending.add(fail);
       this.waiting += 1;
       if (!this.timer) this.start();
@@ -102,13 +102,13 @@ export class StallWatch {
   }
 
   private start(): void {
-    this.lastTick = performance.now();
+    this.lastTick = monotonicNow();
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
   }
 
   private tick(): void {
-    const now = performance.now();
+    const now = monotonicNow();
     const previous = this.lastTick;
     const gap = now - previous;
     this.lastTick = now;

@@ -4,6 +4,7 @@ import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
 import { LockUnavailableError } from '../errors/lock-unavailable.error';
 import { argumentError, checkInteger } from '../options/validators';
+import { monotonicNow } from '../utils/clock';
 
 /** A lock as the in-memory store hands it out. */
 interface MemoryLock extends BackendLock {
@@ -14,7 +15,7 @@ interface MemoryLock extends BackendLock {
 /** One key in the store. */
 interface Entry {
   readonly owner: object;
-  /** Monotonic expiry (`performance.now()`); `Infinity` for a key held elsewhere without a TTL. */
+  /** Monotonic expiry (`monotonicNow()`); `Infinity` for a key held elsewhere without a TTL. */
   until: number;
 }
 
@@ -24,11 +25,8 @@ interface Waiter {
   wake(): void;
 }
 
-/**
- * Read on every call, never captured: jest's modern fake timers replace the global `performance`
- * (and `Date`, `setTimeout`), so TTLs, deadlines and waits all follow `jest.advanceTimersByTime`.
- */
-const now = (): number => performance.now();
+/** The library's clock (utils/clock.ts): under jest fake timers, TTLs and waits follow them. */
+const now = monotonicNow;
 
 /**
  * The testing kit's store: one process, no I/O, the same contract as the Redis backend. Contention is
