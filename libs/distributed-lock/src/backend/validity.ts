@@ -1,3 +1,9 @@
+import { Messages } from '../distributed-lock.messages';
+import { LockLostError } from '../errors/lock-lost.error';
+import { LockUnavailableError } from '../errors/lock-unavailable.error';
+import { monotonicNow } from '../utils/clock';
+import type { BackendLock } from './lock-backend.interface';
+
 /**
  * The lock arithmetic every backend shares (Redlock's, docs/SAFETY.md): how much of a TTL a lock may
  * count on once the operation that took or renewed it returned. A backend times the operation with
@@ -28,4 +34,64 @@ export function smallestTtl(driftFactor: number = DEFAULT_DRIFT_FACTOR): number 
   let ttl = 1;
   while (ttl - driftFor(ttl, driftFactor) - minValidity(ttl) < 1) ttl += 1;
   return ttl;
+}
+
+/**
+ * The lease an operation on `ttl` gives when it was sent at `start` (monotonic): the deadline it
+ * lasts until on our clock, and the validity left now.
+ */
+export function leaseOf(
+  start: number,
+  ttl: number,
+  driftFactor: number = DEFAULT_DRIFT_FACTOR,
+): { deadline: number; validity: number } {
+  const deadline = start + ttl - driftFor(ttl, driftFactor);
+  return { deadline, validity: deadline - monotonicNow() };
+}
+
+/**
+ * Hands out a lock an acquisition just took only while at least {@link minValidity} of its TTL is
+ * left: otherwise the store was too slow to grant it usefully, so the lock is given back
+ * (`discard`) and the store reported unable to decide. `validity` is measured now.
+ * @throws LockUnavailableError
+ */
+export function granted<L extends BackendLock>(
+  lock: L,
+  keys: string[],
+  ttl: number,
+  discard: (lock: L) => void,
+): L {
+  const validity = lock.deadline - monotonicNow();
+  if (validity < minValidity(ttl)) {
+    discard(lock);
+    throw new LockUnavailableError(keys, Messages.lowValidity(keys, Math.floor(validity), ttl));
+  }
+  return { ...lock, validity };
+}
+
+/**
+ * Hands back an extended lock only while at least {@link minValidity} of its new TTL is left:
+ * an extension that came back too late counts as lost, and what it renewed is given back.
+ * @throws LockLostError
+ */
+export function extended<L extends BackendLock>(
+  lock: L,
+  keys: string[],
+  ttl: number,
+  discard: (lock: L) => void,
+): L {
+  const validity = lock.deadline - monotonicNow();
+  if (validity < minValidity(ttl)) {
+    discard(lock);
+    throw new LockLostError(
+      keys,
+      Messages.lost(keys, Messages.lateExtension(Math.floor(validity), ttl)),
+    );
+  }
+  return { ...lock, validity };
+}
+
+/** The field a key is reported under in an `InvalidLockArgumentError`: `key`, or `key[i]` of several. */
+export function keyField(keys: readonly string[], i: number): string {
+  return keys.length > 1 ? `key[${i}]` : 'key';
 }

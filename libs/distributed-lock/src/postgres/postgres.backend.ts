@@ -5,7 +5,7 @@ import { LockLostError } from '../errors/lock-lost.error';
 import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable.error';
 import { argumentError } from '../options/validators';
 import { newLockValue } from '../backend/lock-value';
-import { driftFor, minValidity } from '../backend/validity';
+import { extended, granted, keyField, leaseOf } from '../backend/validity';
 import { PgExecutor, PgFailure } from './postgres-executor';
 import { lockStatements, quoteIdentifier, type LockStatements } from './postgres.sql';
 import { OrphanReaper } from './orphan-reaper';
@@ -104,22 +104,8 @@ export class PostgresLockBackend implements LockBackend {
       token = await this.take(keys, rows, owner, ttl);
     }
     if (token === null) throw new LockBusyError(keys, Messages.busy(keys));
-    const deadline = start + ttl - driftFor(ttl);
-    const lock: PostgresLock = {
-      deadline,
-      validity: deadline - monotonicNow(),
-      fencingToken: Number(token),
-      owner,
-      rows,
-    };
-    if (lock.validity < minValidity(ttl)) {
-      this.discard(lock);
-      throw new LockUnavailableError(
-        keys,
-        Messages.lowValidity(keys, Math.floor(lock.validity), ttl),
-      );
-    }
-    return lock;
+    const lock: PostgresLock = { ...leaseOf(start, ttl), fencingToken: Number(token), owner, rows };
+    return granted(lock, keys, ttl, (l) => this.discard(l));
   }
 
   /** One acquisition statement: the fencing token when every row was granted, else null. */
@@ -186,32 +172,23 @@ export class PostgresLockBackend implements LockBackend {
     if (start >= lock.deadline) {
       throw new LockLostError(keys, Messages.lost(keys, 'expired before it could be extended'));
     }
-    let extended: number;
+    let renewed: number;
     try {
       const [row] = await this.executor.query<{ extended: number }>(this.sql.extend, [
         lock.rows,
         lock.owner,
         ttl,
       ]);
-      extended = row.extended;
+      renewed = row.extended;
     } catch (error) {
       throw this.unavailable(keys, error);
     }
-    if (extended !== lock.rows.length) {
+    if (renewed !== lock.rows.length) {
       // Rarely a key expired and was taken while the others were extended: hand back the rest.
-      if (extended > 0) this.discard(lock);
+      if (renewed > 0) this.discard(lock);
       throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
     }
-    const deadline = start + ttl - driftFor(ttl);
-    const next: PostgresLock = { ...lock, deadline, validity: deadline - monotonicNow() };
-    if (next.validity < minValidity(ttl)) {
-      this.discard(next);
-      throw new LockLostError(
-        keys,
-        Messages.lost(keys, Messages.lateExtension(Math.floor(next.validity), ttl)),
-      );
-    }
-    return next;
+    return extended({ ...lock, ...leaseOf(start, ttl) }, keys, ttl, (l) => this.discard(l));
   }
 
   /**
@@ -267,7 +244,7 @@ export class PostgresLockBackend implements LockBackend {
    */
   private rowsOf(keys: string[]): string[] {
     keys.forEach((key, i) => {
-      const field = keys.length > 1 ? `key[${i}]` : 'key';
+      const field = keyField(keys, i);
       if (key.includes('\0')) throw argumentError(field, Messages.pgKey('a NUL character'));
       if (LONE_SURROGATE.test(key)) throw argumentError(field, Messages.pgKey('a lone surrogate'));
       if (Buffer.byteLength(key) > MAX_KEY_BYTES) {

@@ -9,7 +9,7 @@ import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-ba
 import type { ResolvedRedisOptions } from './resolve-redis-options';
 import { isCluster, RedisInstances, type LockClient } from './redis-instances';
 import { newLockValue } from '../backend/lock-value';
-import { driftFor, minValidity } from '../backend/validity';
+import { extended, granted, keyField, leaseOf } from '../backend/validity';
 import { ACQUIRE, EXTEND, FENCE, RELEASE } from './lock.scripts';
 import { vote, type Tally, type Vote } from './quorum';
 import { checkSameSlot, fenceKeyFor, FENCE_NAMESPACE } from './redis-keys';
@@ -19,7 +19,6 @@ import { monotonicNow } from '../utils/clock';
 
 /** A lock as the Redis backend holds it. @internal */
 interface RedisLock extends BackendLock {
-  validity: number;
   /** The random lock value (never logged). */
   readonly value: string;
   /** Redis keys of the locks (their fencing counters are only needed while acquiring). */
@@ -168,11 +167,6 @@ export class RedisLockBackend implements LockBackend {
     return { instances: this.clients.length, up, quorum: Math.floor(this.clients.length / 2) + 1 };
   }
 
-  /** Milliseconds of validity lost to clock drift for a lock of `ttl` (Redlock: factor·ttl + 2). */
-  drift(ttl: number): number {
-    return driftFor(ttl, this.driftFactor);
-  }
-
   /** The Redis key of a lock. */
   redisKey(key: string): string {
     return this.keyPrefix + key;
@@ -188,13 +182,13 @@ export class RedisLockBackend implements LockBackend {
     if (this.prefixMayCollide) {
       redisKeys.forEach((full, i) => {
         if (full.startsWith(FENCE_NAMESPACE)) {
-          throw argumentError(keys.length > 1 ? `key[${i}]` : 'key', Messages.fenceNamespace(full));
+          throw argumentError(keyField(keys, i), Messages.fenceNamespace(full));
         }
       });
     }
     if (this.cluster) checkSameSlot(redisKeys.map((k) => this.clusterPrefix + k));
     const fenceKeys = redisKeys.map((full, i) =>
-      fenceKeyFor(full, this.cluster, keys.length > 1 ? `key[${i}]` : 'key', this.clusterPrefix),
+      fenceKeyFor(full, this.cluster, keyField(keys, i), this.clusterPrefix),
     );
     return { redisKeys, fenceKeys };
   }
@@ -263,15 +257,9 @@ export class RedisLockBackend implements LockBackend {
       ),
     );
     if (!tally.ok) throw this.failure(tally, keys, 'lost');
-    const extended = { ...lock, ...this.measure(start, ttl) };
-    if (extended.validity < minValidity(ttl)) {
-      this.discard(extended, keys);
-      throw new LockLostError(
-        keys,
-        Messages.lost(keys, Messages.lateExtension(Math.floor(extended.validity), ttl)),
-      );
-    }
-    return extended;
+    return extended({ ...lock, ...leaseOf(start, ttl, this.driftFactor) }, keys, ttl, (l) =>
+      this.discard(l),
+    );
   }
 
   /**
@@ -349,7 +337,7 @@ export class RedisLockBackend implements LockBackend {
       if (token !== 0 && t !== token) agree = false;
       if (t > token) token = t;
     }
-    const deadline = start + ttl - this.drift(ttl);
+    const { deadline } = leaseOf(start, ttl, this.driftFactor);
     const lock: RedisLock = { deadline, validity: 0, value, fencingToken: token, redisKeys };
     // Counters that disagree (or several keys) need `token` written back to a majority that still
     // holds the lock, so every later majority meets a counter at least this high (docs/SAFETY.md).
@@ -366,13 +354,7 @@ export class RedisLockBackend implements LockBackend {
         throw this.failure(fenced, keys, 'busy');
       }
     }
-    const validity = deadline - monotonicNow();
-    if (validity < minValidity(ttl)) {
-      this.discard(lock, keys);
-      throw new LockUnavailableError(keys, Messages.lowValidity(keys, Math.floor(validity), ttl));
-    }
-    lock.validity = validity;
-    return lock;
+    return granted(lock, keys, ttl, (l) => this.discard(l));
   }
 
   /**
@@ -456,11 +438,6 @@ export class RedisLockBackend implements LockBackend {
         });
       }
     });
-  }
-
-  private measure(start: number, ttl: number): { deadline: number; validity: number } {
-    const deadline = start + ttl - this.drift(ttl);
-    return { deadline, validity: deadline - monotonicNow() };
   }
 
   private failure(tally: Tally, keys: string[], refusal: Refusal): DistributedLockError {
