@@ -20,7 +20,7 @@ execFileSync(
 );
 
 // Subpath entry points: a folder of the library with an index.ts becomes `nestjs-distributed-lock/<name>`.
-const SUBPATHS = ['testing', 'terminus', 'postgres'].filter((name) =>
+const SUBPATHS = ['testing', 'terminus', 'postgres', 'etcd'].filter((name) =>
   existsSync(join(root, 'libs/distributed-lock/src', name, 'index.ts')),
 );
 const exportsMap = {
@@ -53,6 +53,7 @@ const pkg = {
     'cron',
     'ioredis',
     'postgres',
+    'etcd',
   ],
   engines: { node: '>=18.18' },
   peerDependencies: {
@@ -61,6 +62,7 @@ const pkg = {
     '@nestjs/schedule': '^4.0.0 || ^5.0.0 || ^6.0.0 || ^12.0.0',
     '@nestjs/terminus': '^10.0.0 || ^11.0.0 || ^12.0.0',
     '@opentelemetry/api': '^1.4.0',
+    etcd3: '^1.1.0',
     ioredis: '^5.0.0 || ^6.0.0',
     pg: '^8.0.0',
     'reflect-metadata': '^0.1.13 || ^0.2.0',
@@ -72,6 +74,7 @@ const pkg = {
     '@opentelemetry/api': { optional: true },
     ioredis: { optional: true },
     pg: { optional: true },
+    etcd3: { optional: true },
   },
 };
 writeFileSync(join(out, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');

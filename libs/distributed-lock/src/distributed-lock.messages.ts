@@ -41,6 +41,17 @@ export const Messages = {
   pgMissingTable: (table: string) =>
     `table ${table} does not exist; run the SQL of postgresMigrationSql() or set createTable: true`,
   pgKey: (what: string) => `must not contain ${what} (PostgreSQL cannot store it as a key)`,
+  etcdUnavailable: (keys: string[], reason: string) =>
+    `lock unavailable: etcd did not decide on ${keys.join(', ')} (${reason})`,
+  etcdNoAnswer: (ms: number) => `no answer within ${ms} ms`,
+  etcdClusterChanged: (seen: string, now: string) =>
+    `the etcd cluster changed under the lock backend (cluster ID ${seen}, now ${now}): its revisions ` +
+    'are no longer comparable with the fencing tokens issued before, so every lock call fails closed. ' +
+    'Restart the application once the cluster is the intended one',
+  etcdRevisionBackwards: (highest: number, now: number) =>
+    `the etcd revision went backwards (${now} after ${highest} was seen; data wiped or restored from ` +
+    'a snapshot): fencing tokens would repeat, so every lock call fails closed. Restart the application ' +
+    'once the cluster is the intended one',
   lowValidity: (keys: string[], validity: number, ttl: number) =>
     `lock unavailable: acquiring ${keys.join(', ')} took so long that only ${validity} ms of the ${ttl} ms TTL remained`,
   lost: (keys: string[], why: string) => `lock lost: ${keys.join(', ')} (${why})`,

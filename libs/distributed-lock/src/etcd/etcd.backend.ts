@@ -1,0 +1,403 @@
+import { performance } from 'node:perf_hooks';
+import {
+  CompareResult,
+  CompareTarget,
+  type ICompare,
+  type ILeaseKeepAliveResponse,
+  type IRequestOp,
+  type ITxnResponse,
+} from 'etcd3';
+import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-backend.interface';
+import { newLockValue } from '../backend/lock-value';
+import { Messages } from '../distributed-lock.messages';
+import { LockBusyError } from '../errors/lock-busy.error';
+import { LockLostError } from '../errors/lock-lost.error';
+import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable.error';
+import { EtcdConnection, type CallOptions } from './etcd-connection';
+import { EtcdHealth } from './etcd-health';
+import { EtcdReleaseWaiters } from './etcd-release-waiters';
+import type { ResolvedEtcdOptions } from './resolve-etcd-options';
+
+/** A lock as the etcd backend holds it. @internal */
+interface EtcdLock extends BackendLock {
+  /** The random lock value stored in every key (never logged). */
+  readonly value: string;
+  /** The lease every key is attached to (an int64: kept as a string). */
+  readonly lease: string;
+  /** The lease's TTL as etcd granted it, in whole seconds. */
+  readonly seconds: number;
+  /** The etcd keys (`keyPrefix` + key). */
+  readonly etcdKeys: string[];
+}
+
+/** The shortest validity an acquisition or extension may return: 5% of the TTL (at least 1 ms). */
+const minValidity = (ttl: number) => Math.max(1, ttl * 0.05);
+
+/** Validity lost to clock drift between etcd's leader and this process (as Redlock: 1% + 2 ms). */
+const drift = (ttl: number) => Math.round(0.01 * ttl) + 2;
+
+const FAILED: LockVotes = { total: 1, quorum: 1, granted: 0, held: 0, failed: 1 };
+
+const buf = (s: string) => Buffer.from(s);
+const is = (key: string, target: CompareTarget, extra: Partial<ICompare>): ICompare => ({
+  key: buf(key),
+  target,
+  result: CompareResult.Equal,
+  ...extra,
+});
+const absent = (key: string) => is(key, CompareTarget.Create, { create_revision: 0 });
+const ours = (key: string, lock: { value: string; lease: string }): ICompare[] => [
+  is(key, CompareTarget.Value, { value: buf(lock.value) }),
+  is(key, CompareTarget.Lease, { lease: lock.lease }),
+];
+const read = (key: string): IRequestOp => ({ request_range: { key: buf(key) } });
+
+/**
+ * Locks on etcd (docs/ETCD.md): one lease per lock, every key put under it in one transaction that
+ * checks each key is absent, and the transaction's revision as the fencing token (strictly increasing
+ * across holders, leader changes and restarts of the cluster on its data). The holder's deadline is
+ * timed on the monotonic clock from when the lease grant was sent and never outlives the lease etcd
+ * granted (whole seconds, at least the server's minimum). Extending renews the lease once and checks
+ * in a transaction that every key still holds our value under our lease (a keepalive alone does not
+ * prove that on etcd < 3.4.38). Waiters watch the keys' delete from the failed attempt's revision.
+ * @internal
+ */
+export class EtcdLockBackend implements LockBackend {
+  readonly name = 'etcd';
+  private readonly conn: EtcdConnection;
+  private readonly waiters: EtcdReleaseWaiters;
+  private readonly probe: EtcdHealth;
+  private readonly keyPrefix: string;
+
+  constructor(options: ResolvedEtcdOptions) {
+    this.conn = new EtcdConnection(options);
+    this.keyPrefix = options.keyPrefix;
+    this.waiters = new EtcdReleaseWaiters(this.conn.client);
+    this.probe = new EtcdHealth(this.conn, options);
+  }
+
+  /** Learns the cluster ID (when the cluster answers). Never throws. */
+  async connect(): Promise<void> {
+    await this.conn
+      .call((o) => this.conn.client.maintenance.status(o), false)
+      .catch(() => undefined);
+  }
+
+  /** Wakes waiters, closes the probe clients and, if it is ours, the client. */
+  async close(): Promise<void> {
+    this.waiters.close();
+    this.probe.close();
+    this.conn.close();
+    return Promise.resolve();
+  }
+
+  /** `instances` = members, `up` = members answering a status call, `quorum` = their majority. */
+  health(): Promise<BackendHealth> {
+    return this.probe.check();
+  }
+
+  /**
+   * Takes every key for `ttl` ms (rounded up to whole seconds for the lease), all or none.
+   * @throws LockBusyError when another owner holds one of them
+   * @throws LockUnavailableError when etcd did not answer in time, or too little validity was left
+   */
+  async acquire(keys: string[], ttl: number): Promise<BackendLock> {
+    const etcdKeys = this.keysOf(keys);
+    const value = newLockValue();
+    const start = performance.now();
+    const { lease, seconds } = await this.grant(keys, ttl);
+    const txn = await this.putIfAbsent(keys, etcdKeys, value, lease);
+    const created = this.createdBy(txn, etcdKeys, value, lease);
+    if (created === null) {
+      this.revoke(lease);
+      this.waiters.remember(etcdKeys, Number(txn.header.revision));
+      throw new LockBusyError(keys, Messages.busy(keys));
+    }
+    const lock: EtcdLock = {
+      ...this.measure(start, ttl, seconds),
+      fencingToken: created,
+      value,
+      lease,
+      seconds,
+      etcdKeys,
+    };
+    if (lock.validity < minValidity(ttl)) {
+      this.discard(lock);
+      throw new LockUnavailableError(
+        keys,
+        Messages.lowValidity(keys, Math.floor(lock.validity), ttl),
+      );
+    }
+    return lock;
+  }
+
+  /**
+   * Takes `key` for `ttl` ms under a lease that is never revoked: it expires on its own.
+   * @returns false when another owner has it
+   * @throws LockUnavailableError when etcd did not answer in time
+   */
+  async claim(key: string, ttl: number): Promise<boolean> {
+    const etcdKeys = this.keysOf([key]);
+    const value = newLockValue();
+    const { lease } = await this.grant([key], ttl);
+    const txn = await this.putIfAbsent([key], etcdKeys, value, lease);
+    if (this.createdBy(txn, etcdKeys, value, lease) !== null) return true;
+    this.revoke(lease);
+    return false;
+  }
+
+  /**
+   * Keeps the lock for `ttl` ms from now if every key still holds it: one keepalive of its lease and
+   * a transaction that checks the keys, or, for a TTL of another number of seconds, a new lease that
+   * the keys move to in one checked transaction.
+   * @throws LockLostError when it is not ours any more, or the extension came back too late
+   * @throws LockUnavailableError when etcd did not answer in time
+   */
+  async extend(held: BackendLock, keys: string[], ttl: number): Promise<BackendLock> {
+    const lock = held as EtcdLock;
+    const start = performance.now();
+    if (start >= lock.deadline) {
+      throw new LockLostError(keys, Messages.lost(keys, 'expired before it could be extended'));
+    }
+    const next =
+      Math.ceil(ttl / 1000) === lock.seconds
+        ? await this.renew(lock, keys)
+        : await this.move(lock, keys, ttl);
+    const extended: EtcdLock = { ...next, ...this.measure(start, ttl, next.seconds) };
+    if (extended.validity < minValidity(ttl)) {
+      this.discard(extended);
+      throw new LockLostError(
+        keys,
+        Messages.lost(keys, Messages.lateExtension(Math.floor(extended.validity), ttl)),
+      );
+    }
+    return extended;
+  }
+
+  /**
+   * Deletes the keys where they still hold this lock, then revokes its lease.
+   * @throws LockLostError when some key no longer held this lock (expired, deleted or taken)
+   * @throws LockUnavailableError when etcd did not answer in time
+   */
+  async release(held: BackendLock, keys: string[]): Promise<void> {
+    const lock = held as EtcdLock;
+    const txn = await this.run(keys, (o) =>
+      this.conn.client.kv.txn(
+        {
+          compare: lock.etcdKeys.flatMap((k) => ours(k, lock)),
+          success: lock.etcdKeys.map((k) => ({ request_delete_range: { key: buf(k) } })),
+        },
+        o,
+      ),
+    );
+    this.revoke(lock.lease);
+    if (!txn.succeeded) {
+      throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
+    }
+  }
+
+  /**
+   * Frees the lock without waiting or reporting: revoking its lease deletes exactly the keys still
+   * attached to it, which are ours (a key taken by another owner is under that owner's lease).
+   */
+  discard(held: BackendLock, _keys?: string[]): void {
+    this.revoke((held as EtcdLock).lease);
+  }
+
+  /** Resolves on the delete of one of `keys` (watched from the failed attempt), or after `timeoutMs`. */
+  waitForRelease(keys: string[], timeoutMs: number): Promise<void> {
+    return this.waiters.wait(
+      keys.map((k) => this.keyPrefix + k),
+      timeoutMs,
+    );
+  }
+
+  /** True when the key exists (a linearizable read). @throws LockUnavailableError when etcd did not answer */
+  async isLocked(key: string): Promise<boolean> {
+    const [etcdKey] = this.keysOf([key]);
+    const reply = await this.run([key], (o) =>
+      this.conn.client.kv.range({ key: buf(etcdKey), count_only: true }, o),
+    );
+    return Number(reply.count) > 0;
+  }
+
+  private keysOf(keys: string[]): string[] {
+    return keys.map((k) => this.keyPrefix + k);
+  }
+
+  /** Validity of a lock of `ttl` ms whose lease of `seconds` was asked for at `start`. */
+  private measure(
+    start: number,
+    ttl: number,
+    seconds: number,
+  ): { deadline: number; validity: number } {
+    const life = Math.min(ttl, seconds * 1000);
+    const deadline = start + life - drift(life);
+    return { deadline, validity: deadline - performance.now() };
+  }
+
+  /** A lease of `ttl` rounded up to whole seconds; `seconds` is what etcd granted (its minimum may be higher). */
+  private async grant(keys: string[], ttl: number): Promise<{ lease: string; seconds: number }> {
+    const reply = await this.run(keys, (o) =>
+      this.conn.client.leaseClient.leaseGrant({ TTL: Math.ceil(ttl / 1000), ID: 0 }, o),
+    );
+    const seconds = Number(reply.TTL);
+    if (reply.error || !(seconds > 0)) {
+      this.revoke(reply.ID);
+      throw new LockUnavailableError(
+        keys,
+        Messages.etcdUnavailable(keys, reply.error || 'no lease granted'),
+        FAILED,
+      );
+    }
+    return { lease: reply.ID, seconds };
+  }
+
+  /**
+   * One transaction: if every key is absent, put each with `value` under `lease`; otherwise read them
+   * (to recognise our own write when this is a retry of a call whose reply was lost).
+   */
+  private async putIfAbsent(
+    keys: string[],
+    etcdKeys: string[],
+    value: string,
+    lease: string,
+  ): Promise<ITxnResponse> {
+    try {
+      return await this.run(keys, (o) =>
+        this.conn.client.kv.txn(
+          {
+            compare: etcdKeys.map(absent),
+            success: etcdKeys.map((k) => ({
+              request_put: { key: buf(k), value: buf(value), lease },
+            })),
+            failure: etcdKeys.map(read),
+          },
+          o,
+        ),
+      );
+    } catch (error) {
+      // It may have been applied (the reply was lost, or came too late): revoking the lease undoes it.
+      this.revoke(lease);
+      throw error;
+    }
+  }
+
+  /**
+   * The fencing token when the transaction put the keys: its revision, or, when it found every key
+   * already holding our value under our lease (our own earlier attempt of the same call), their
+   * create revision. Null when another owner holds one of them.
+   */
+  private createdBy(
+    txn: ITxnResponse,
+    etcdKeys: string[],
+    value: string,
+    lease: string,
+  ): number | null {
+    if (txn.succeeded) return Number(txn.header.revision);
+    const found = txn.responses.map((r) => r.response_range?.kvs?.[0]);
+    const mine = found.every(
+      (kv) => kv !== undefined && kv.lease === lease && kv.value.toString() === value,
+    );
+    return mine && found.length === etcdKeys.length ? Number(found[0].create_revision) : null;
+  }
+
+  /** Same TTL: one keepalive of the lease, then a transaction checking every key is still ours. */
+  private async renew(lock: EtcdLock, keys: string[]): Promise<EtcdLock> {
+    const alive = await this.run(keys, (o) => this.keepAliveOnce(lock.lease, o));
+    const seconds = Number(alive.TTL);
+    if (!(seconds > 0)) {
+      throw new LockLostError(keys, Messages.lost(keys, 'its etcd lease expired'));
+    }
+    const check = await this.run(keys, (o) =>
+      this.conn.client.kv.txn({ compare: lock.etcdKeys.flatMap((k) => ours(k, lock)) }, o),
+    );
+    if (!check.succeeded) {
+      this.revoke(lock.lease);
+      throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
+    }
+    return { ...lock, seconds: Math.min(seconds, lock.seconds) };
+  }
+
+  /** Another TTL: a new lease, the keys moved to it if they are still ours, the old lease revoked. */
+  private async move(lock: EtcdLock, keys: string[], ttl: number): Promise<EtcdLock> {
+    const { lease, seconds } = await this.grant(keys, ttl);
+    let txn: ITxnResponse;
+    try {
+      txn = await this.run(keys, (o) =>
+        this.conn.client.kv.txn(
+          {
+            compare: lock.etcdKeys.flatMap((k) => ours(k, lock)),
+            success: lock.etcdKeys.map((k) => ({
+              request_put: { key: buf(k), value: buf(lock.value), lease },
+            })),
+          },
+          o,
+        ),
+      );
+    } catch (error) {
+      // Applied or not, the keys are under one of the two leases: keep neither beyond its TTL.
+      this.revoke(lease);
+      throw error;
+    }
+    this.revoke(lock.lease);
+    if (!txn.succeeded) {
+      this.revoke(lease);
+      throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
+    }
+    return { ...lock, lease, seconds };
+  }
+
+  /** One keepalive on its own stream (etcd has no unary keepalive), ended after the answer. */
+  private async keepAliveOnce(
+    lease: string,
+    options: CallOptions,
+  ): Promise<ILeaseKeepAliveResponse> {
+    const stream = await this.conn.client.leaseClient.leaseKeepAlive(options);
+    return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
+      let settled = false;
+      const settle = (error: Error | undefined, reply?: ILeaseKeepAliveResponse) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        stream.end();
+        if (error) reject(error);
+        else resolve(reply!);
+      };
+      // The call's deadline ends the stream; this only guards a stream that never reports it.
+      const timer = setTimeout(
+        () => settle(new Error(Messages.etcdNoAnswer(this.conn.timeout))),
+        Math.max(0, options.deadline - Date.now()) + 100,
+      );
+      stream.on('data', (reply: ILeaseKeepAliveResponse) => settle(undefined, reply));
+      stream.on('error', (error: Error) => settle(error));
+      stream.write({ ID: lease });
+    });
+  }
+
+  /** Revokes `lease` in the background (its keys go with it); a failure leaves it to its TTL. */
+  private revoke(lease: string): void {
+    if (!lease || lease === '0') return;
+    this.conn
+      .call((o) => this.conn.client.leaseClient.leaseRevoke({ ID: lease }, o), false)
+      .catch(() => undefined);
+  }
+
+  /** Runs one etcd call; its failure is a `LockUnavailableError` for `keys` (fail closed). */
+  private async run<T extends { header?: ITxnResponse['header'] }>(
+    keys: string[],
+    call: (options: CallOptions) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await this.conn.call(call);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new LockUnavailableError(
+        keys,
+        Messages.etcdUnavailable(keys, reason),
+        FAILED,
+        error instanceof Error ? error : undefined,
+      );
+    }
+  }
+}

@@ -1,0 +1,2 @@
+export { etcdBackend } from './etcd-backend.factory';
+export type { EtcdBackendOptions } from './etcd-backend-options.interface';
