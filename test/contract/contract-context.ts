@@ -33,6 +33,12 @@ import type { DistributedLockModuleOptions, LockEvent, LockService } from '@app/
  * ```
  */
 export interface LockContractHarness {
+  /**
+   * Optional: the shortest TTL the store keeps as given, in ms (etcd leases are whole seconds with a
+   * server minimum). The contract raises its short TTLs to it, and the bounds that wait for those
+   * TTLs to pass scale with them; the assertions stay the same. Default 0.
+   */
+  readonly minTtl?: number;
   /** Once before the suite: start servers. */
   start?(): Promise<void> | void;
   /** Once after the suite: stop what `start` started. */
@@ -87,6 +93,13 @@ export interface ContractContext {
   holdElsewhere(key: string, ttl?: number): Promise<number>;
   /** A lock key no earlier test used: a lock a failed test left behind never leaks into the next. */
   key(what: string): string;
+  /**
+   * A short TTL the contract uses (`ms`), raised to the store's {@link LockContractHarness.minTtl};
+   * `bound(ms)` scales a wait that depends on it by the same factor.
+   */
+  short(ms: number): number;
+  /** `ms` times the factor `short()` raised a TTL of `ttl` ms by (1 when the store keeps `ttl`). */
+  bound(ms: number, ttl: number): number;
   /** A fresh id for keys that decorators build (`order:<id>`). */
   newId(what: string): string;
 }

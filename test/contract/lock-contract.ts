@@ -27,6 +27,8 @@ export function describeLockContract(name: string, harness: LockContractHarness)
       harness,
       key: (what) => `contract:${name}:${(seq += 1)}:${what}`,
       newId: (what) => `${what}-${(seq += 1)}`,
+      short: (ms) => Math.max(ms, harness.minTtl ?? 0),
+      bound: (ms, ttl) => Math.ceil((ms * Math.max(ttl, harness.minTtl ?? 0)) / ttl),
 
       async boot(metadata: ModuleMetadata = {}, options: ContractLockOptions = {}) {
         const moduleRef = await harness.compile(metadata, options);

@@ -8,7 +8,7 @@ import { aborted, delay, eventually, type ContractContext } from './contract-con
 
 /** The `LockService` half of the contract. */
 export function lockServiceContract(ctx: ContractContext): void {
-  const { boot, harness, holdElsewhere, key } = ctx;
+  const { boot, bound, harness, holdElsewhere, key, short } = ctx;
 
   describe('LockService', () => {
     it('acquires, reports the key locked, and releases (idempotently)', async () => {
@@ -62,8 +62,8 @@ export function lockServiceContract(ctx: ContractContext): void {
     it('waits for a lock held elsewhere and gets it, with a higher token, once its TTL passes', async () => {
       const { locks } = await boot();
       const k = key('wait');
-      const elsewhere = await holdElsewhere(k, 300);
-      const lock = await locks.acquire(k, { wait: 3_000 });
+      const elsewhere = await holdElsewhere(k, short(300));
+      const lock = await locks.acquire(k, { wait: bound(3_000, 300) });
       expect(lock.fencingToken).toBeGreaterThan(elsewhere);
       await lock.release();
     });
@@ -71,13 +71,13 @@ export function lockServiceContract(ctx: ContractContext): void {
     it('expires a lock that is not extended: the signal aborts, extend throws LockLostError, others take it', async () => {
       const { locks, events } = await boot();
       const k = key('expiry');
-      const lock = await locks.acquire(k, { ttl: 300 });
-      const reason = await aborted(lock.signal, 1_000);
+      const lock = await locks.acquire(k, { ttl: short(300) });
+      const reason = await aborted(lock.signal, bound(1_000, 300));
       expect(reason).toBeInstanceOf(LockLostError);
       expect(events.filter((e) => e.type === 'lost')).toMatchObject([
         { keys: [k], reason: 'expired' },
       ]);
-      expect(await eventually(async () => !(await locks.isLocked(k)), 500)).toBe(true);
+      expect(await eventually(async () => !(await locks.isLocked(k)), bound(500, 300))).toBe(true);
       await expect(lock.extend()).rejects.toBeInstanceOf(LockLostError);
       const next = await locks.tryAcquire(k);
       expect(next?.fencingToken).toBeGreaterThan(lock.fencingToken);
@@ -125,8 +125,8 @@ export function lockServiceContract(ctx: ContractContext): void {
       const first = await locks.acquire(k);
       tokens.push(first.fencingToken);
       await first.release();
-      tokens.push(await holdElsewhere(k, 200));
-      const multi = await locks.acquire([k, key('fence-other')], { wait: 3_000 });
+      tokens.push(await holdElsewhere(k, short(200)));
+      const multi = await locks.acquire([k, key('fence-other')], { wait: bound(3_000, 200) });
       tokens.push(multi.fencingToken);
       await multi.release();
       await Promise.all(
