@@ -199,6 +199,18 @@ export class EtcdCluster {
     await this.healthy();
   }
 
+  /**
+   * SIGKILLs every member, deletes their data and starts them again with the same flags: a new empty
+   * cluster with the same cluster ID (it derives from the members' names, peer URLs and token) whose
+   * revisions start over, as after a data wipe or a restore from an old snapshot.
+   */
+  async wipeAll(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.kill()));
+    for (const m of this.members) rmSync(m.dataDir, { recursive: true, force: true });
+    for (const m of this.members) m.start();
+    await this.healthy();
+  }
+
   /** Resumes paused members and starts stopped ones; resolves once all are healthy. */
   async heal(): Promise<void> {
     for (const m of this.members) {
