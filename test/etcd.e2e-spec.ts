@@ -2,7 +2,9 @@ import { Etcd3 } from 'etcd3';
 import { performance } from 'node:perf_hooks';
 import { LockBusyError, LockUnavailableError, type Lock } from '@app/distributed-lock';
 import { etcdBackend } from '@app/distributed-lock/etcd';
+import { LockManager } from '@app/distributed-lock/lock-manager';
 import { EtcdCluster } from './support/etcd-cluster';
+import { startReplica, stopReplica } from './support/replicas';
 import { aborted, delay, eventually, lockApp, since, type LockApp } from './support/lock-app';
 
 /**
@@ -202,6 +204,39 @@ describe('etcd backend', () => {
     ).toBe(true);
     expect((after as Lock | null)!.fencingToken).toBeGreaterThan(before.fencingToken);
     await (after as Lock | null)!.release();
+  });
+
+  it('frees the lock of a killed holder process within its TTL, with a higher token next', async () => {
+    const { locks } = await boot();
+    const k = key('killed-holder');
+    const ttl = 2_000;
+    const holder = await startReplica('etcd-holder', {
+      ETCD_HOSTS: cluster.hosts.join(','),
+      LOCK_KEY: k,
+      LOCK_TTL: String(ttl),
+    });
+    const kv = (await admin.kv.range({ key: Buffer.from(`lock:${k}`) })).kvs[0];
+    const token = Number(kv.create_revision);
+    await expect(locks.tryAcquire(k)).resolves.toBeNull();
+    await stopReplica(holder, 'SIGKILL');
+    const killed = performance.now();
+    const next = await locks.acquire(k, { wait: 10_000 });
+    const freedIn = since(killed);
+    // The lease (2 s, renewed at the latest right before the kill) plus etcd's expiry check (~0.5 s).
+    expect(freedIn).toBeLessThan(ttl + 1_500);
+    expect(next.fencingToken).toBeGreaterThan(token);
+    await next.release();
+    console.log(
+      `etcd: a SIGKILLed holder's lock (ttl ${ttl}) was taken ${Math.round(freedIn)} ms after the kill`,
+    );
+  });
+
+  it('reports every member in health(), and the ones that answer', async () => {
+    const replica = await boot();
+    const backend = replica.app.get(LockManager, { strict: false }).backend;
+    await expect(backend.health()).resolves.toEqual({ instances: 3, up: 3, quorum: 2 });
+    await cluster.members[2].kill();
+    await expect(backend.health()).resolves.toEqual({ instances: 3, up: 2, quorum: 2 });
   });
 
   it('reports busy, not unavailable, for a held key', async () => {
