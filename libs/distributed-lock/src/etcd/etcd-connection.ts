@@ -1,4 +1,10 @@
-import { Etcd3, GRPCUnavailableError, type IOptions, type IResponseHeader } from 'etcd3';
+import {
+  Etcd3,
+  GRPCDeadlineExceededError,
+  GRPCUnavailableError,
+  type IOptions,
+  type IResponseHeader,
+} from 'etcd3';
 import { Messages } from '../distributed-lock.messages';
 import type { ResolvedEtcdOptions } from './resolve-etcd-options';
 
@@ -57,22 +63,111 @@ function watchBackoff(ms = 50): Backoff {
   return { duration: ms, next: () => watchBackoff(Math.min(ms * 2, 1_000)) };
 }
 
+type ClientOptions = Omit<IOptions, 'hosts' | 'faultHandling' | 'defaultCallOptions'>;
+
+/** A call was not sent to a member because its last call ran out of time (see {@link StallGuard}). */
+class MemberStalled extends Error {
+  override readonly name = 'MemberStalled';
+}
+
+/** How often a stalled member is probed until it answers again. */
+const PROBE_EVERY_MS = 250;
+
+/**
+ * Keeps calls away from a member whose last call ran out of time (paused, partitioned, overloaded):
+ * its calls go to the other members until a status probe of its own answers again, so one sick
+ * member of three costs one timed-out call, not a share of every call. When every member is
+ * stalled (no quorum anywhere) calls go through as usual and fail at their deadline.
+ * @internal
+ */
+export class StallGuard {
+  private readonly stalled = new Map<string, NodeJS.Timeout | undefined>();
+  private readonly probes = new Map<string, Etcd3>();
+  private closed = false;
+
+  constructor(
+    private readonly hosts: string[],
+    private readonly clientOptions: ClientOptions,
+    private readonly timeout: number,
+  ) {}
+
+  /** The per-member policy of the lock client. */
+  policy(host: string): Policy {
+    return policy(async (fn) => {
+      if (this.stalled.has(host) && this.stalled.size < this.hosts.length) {
+        throw new MemberStalled(host);
+      }
+      try {
+        return await fn(context);
+      } catch (error) {
+        if (error instanceof GRPCDeadlineExceededError) this.stall(host);
+        throw error;
+      }
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const timer of this.stalled.values()) clearTimeout(timer);
+    this.stalled.clear();
+    for (const probe of this.probes.values()) probe.close();
+    this.probes.clear();
+  }
+
+  private stall(host: string): void {
+    if (this.closed || this.stalled.has(host)) return;
+    this.stalled.set(host, undefined);
+    this.probe(host);
+  }
+
+  private probe(host: string): void {
+    const timer = setTimeout(() => {
+      let client = this.probes.get(host);
+      if (!client) {
+        client = plainClient([host], this.clientOptions, this.timeout);
+        this.probes.set(host, client);
+      }
+      client.maintenance.status({ deadline: Date.now() + this.timeout }).then(
+        () => this.stalled.delete(host),
+        () => {
+          if (!this.closed && this.stalled.has(host)) this.probe(host);
+        },
+      );
+    }, PROBE_EVERY_MS);
+    timer.unref();
+    this.stalled.set(host, timer);
+  }
+}
+
+/** A client with no fault handling at all (one host: nothing to fail over to). */
+function plainClient(hosts: string[], clientOptions: ClientOptions, timeout: number): Etcd3 {
+  return new Etcd3({
+    dialTimeout: timeout,
+    ...clientOptions,
+    hosts,
+    faultHandling: { host: () => PASS_THROUGH, global: PASS_THROUGH, watchBackoff: watchBackoff() },
+  });
+}
+
 /**
  * An `Etcd3` client without etcd3's retries and circuit breakers: a call that cannot reach a member
  * moves on to the next one at once, within its own deadline; watches reconnect within a second.
+ * With a `guard`, members whose last call timed out are skipped until they answer again.
  * @internal
  */
 export function failFastClient(
   hosts: string[],
-  clientOptions: Omit<IOptions, 'hosts' | 'faultHandling' | 'defaultCallOptions'>,
+  clientOptions: ClientOptions,
   timeout: number,
+  guard?: StallGuard,
 ): Etcd3 {
+  if (!guard) return plainClient(hosts, clientOptions, timeout);
   return new Etcd3({
     dialTimeout: timeout,
     ...clientOptions,
     hosts,
     faultHandling: {
-      host: () => PASS_THROUGH,
+      host: (host) => guard.policy(host),
       global: failover(hosts.length),
       watchBackoff: watchBackoff(),
     },
@@ -93,13 +188,21 @@ export class EtcdConnection {
   private clusterId: string | undefined;
   private highest = 0;
   private broken: string | undefined;
+  private readonly guard: StallGuard | undefined;
 
   constructor(options: ResolvedEtcdOptions) {
     this.timeout = options.commandTimeout;
     this.owned = options.client === undefined;
-    this.client =
-      options.client ??
-      failFastClient(options.hosts, options.clientOptions, options.commandTimeout);
+    if (options.client) this.client = options.client;
+    else {
+      this.guard = new StallGuard(options.hosts, options.clientOptions, options.commandTimeout);
+      this.client = failFastClient(
+        options.hosts,
+        options.clientOptions,
+        options.commandTimeout,
+        this.guard,
+      );
+    }
   }
 
   /** The reason the backend fails closed, once the cluster changed under it. */
@@ -160,6 +263,7 @@ export class EtcdConnection {
 
   /** Closes the client if it is ours. */
   close(): void {
+    this.guard?.close();
     if (this.owned) this.client.close();
   }
 }
