@@ -1,6 +1,6 @@
 /**
- * `npm run demo [-- --backend redis|postgres]`: three replicas of the example app (src/) locking in
- * three Redis instances (default) or in one PostgreSQL server, for about 20 s, with one replica
+ * `npm run demo [-- --backend redis|postgres|etcd]`: three replicas of the example app (src/) locking in
+ * three Redis instances (default), in one PostgreSQL server or in a 3-member etcd cluster, for about 20 s, with one replica
  * killed midway. Prints which replica ran each cron tick and a verdict that counts, for every tick
  * in the window, runs (exactly 1 expected: 0 is a missed tick, 2+ a duplicate), payments accepted
  * per order, and @Timeout warm-ups. One tick may be missed without failing: the
@@ -15,12 +15,14 @@
  * Redis backend: uses REDIS_URLS if set, otherwise starts three redis-server processes; the jobs'
  * audit records go to the first. PostgreSQL backend: starts a throwaway PostgreSQL server
  * (test/support/postgres-server.ts) for the locks, and one redis-server for the audit records
- * (the first of REDIS_URLS if set).
+ * (the first of REDIS_URLS if set). etcd backend: starts three etcd members
+ * (test/support/etcd-cluster.ts) for the locks, and one redis-server for the audit records.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Redis } from 'ioredis';
+import { EtcdCluster } from '../test/support/etcd-cluster';
 import { postgresBinaries, PostgresServer } from '../test/support/postgres-server';
 import { freePort, RedisFleet } from '../test/support/redis-fleet';
 import {
@@ -54,15 +56,15 @@ interface Replica {
   stoppedAt?: number;
 }
 
-type Backend = 'redis' | 'postgres';
+type Backend = 'redis' | 'postgres' | 'etcd';
 
-/** `--backend redis|postgres` (or `--backend=...`) from the command line; Redis by default. */
+/** `--backend redis|postgres|etcd` (or `--backend=...`) from the command line; Redis by default. */
 function backendArg(argv: string[]): Backend {
   const i = argv.findIndex((a) => a === '--backend' || a.startsWith('--backend='));
   if (i === -1) return 'redis';
   const value = argv[i].includes('=') ? argv[i].split('=')[1] : argv[i + 1];
-  if (value === 'redis' || value === 'postgres') return value;
-  throw new Error(`--backend must be redis or postgres, not ${JSON.stringify(value)}`);
+  if (value === 'redis' || value === 'postgres' || value === 'etcd') return value;
+  throw new Error(`--backend must be redis, postgres or etcd, not ${JSON.stringify(value)}`);
 }
 
 /** Where the replicas lock and where their jobs write the audit records, and what to call it. */
@@ -92,6 +94,27 @@ async function startStores(backend: Backend): Promise<Stores> {
   }
   const fleet = given ? undefined : await RedisFleet.start(1);
   const auditUrl = fleet?.urls[0] ?? given![0];
+  if (backend === 'etcd') {
+    let cluster: EtcdCluster;
+    try {
+      cluster = await EtcdCluster.start(3);
+    } catch (error) {
+      await fleet?.stop();
+      throw error;
+    }
+    return {
+      label:
+        `etcd, 3 members started by the demo: ${cluster.hosts.join(', ')}` +
+        ` (audit records in Redis, ${fleet ? 'started by the demo' : 'from REDIS_URLS'}: ${auditUrl})`,
+      instances: 3,
+      env: { LOCK_BACKEND: 'etcd', ETCD_HOSTS: cluster.hosts.join(',') },
+      auditUrl,
+      stop: async () => {
+        await cluster.stop();
+        await fleet?.stop();
+      },
+    };
+  }
   let postgres: PostgresServer;
   try {
     postgres = await PostgresServer.start();

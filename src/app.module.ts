@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TerminusModule } from '@nestjs/terminus';
 import { DistributedLockModule, type DistributedLockModuleOptions } from '@app/distributed-lock';
+import { etcdBackend } from '@app/distributed-lock/etcd';
 import { postgresBackend } from '@app/distributed-lock/postgres';
 import { DistributedLockHealthModule } from '@app/distributed-lock/terminus';
 import { AuditService } from './audit/audit.service';
@@ -21,7 +22,7 @@ export function redisUrls(): string[] {
 
 /**
  * The lock module's options from the environment: `LOCK_BACKEND=postgres` with `DATABASE_URL` locks
- * in PostgreSQL; otherwise (`LOCK_BACKEND` unset or `redis`) in the Redis instances of
+ * in PostgreSQL, `LOCK_BACKEND=etcd` with `ETCD_HOSTS` (comma-separated) in etcd; otherwise (`LOCK_BACKEND` unset or `redis`) in the Redis instances of
  * `REDIS_URLS`. Read when the application is created, not when this file is imported.
  */
 export function lockOptions(): DistributedLockModuleOptions {
@@ -31,8 +32,13 @@ export function lockOptions(): DistributedLockModuleOptions {
     if (!connectionString) throw new Error('LOCK_BACKEND=postgres needs DATABASE_URL');
     return { backend: postgresBackend({ connectionString }), ttl: 10_000 };
   }
+  if (backend === 'etcd') {
+    const hosts = (process.env.ETCD_HOSTS ?? '').split(',').filter(Boolean);
+    if (hosts.length === 0) throw new Error('LOCK_BACKEND=etcd needs ETCD_HOSTS');
+    return { backend: etcdBackend({ hosts }), ttl: 10_000 };
+  }
   if (backend !== 'redis') {
-    throw new Error(`LOCK_BACKEND must be redis or postgres, not ${JSON.stringify(backend)}`);
+    throw new Error(`LOCK_BACKEND must be redis, postgres or etcd, not ${JSON.stringify(backend)}`);
   }
   return { connections: redisUrls(), ttl: 10_000 };
 }
