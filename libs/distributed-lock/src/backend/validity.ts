@@ -50,9 +50,27 @@ export function leaseOf(
 }
 
 /**
+ * The lock with its validity measured now, when at least {@link minValidity} of `ttl` is left;
+ * otherwise gives it back (`discard`) and throws `tooLate(validity)`.
+ */
+function checked<L extends BackendLock>(
+  lock: L,
+  ttl: number,
+  discard: (lock: L) => void,
+  tooLate: (validity: number) => Error,
+): L {
+  const validity = lock.deadline - monotonicNow();
+  if (validity < minValidity(ttl)) {
+    discard(lock);
+    throw tooLate(Math.floor(validity));
+  }
+  return { ...lock, validity };
+}
+
+/**
  * Hands out a lock an acquisition just took only while at least {@link minValidity} of its TTL is
  * left: otherwise the store was too slow to grant it usefully, so the lock is given back
- * (`discard`) and the store reported unable to decide. `validity` is measured now.
+ * (`discard`) and the store reported unable to decide.
  * @throws LockUnavailableError
  */
 export function granted<L extends BackendLock>(
@@ -61,12 +79,12 @@ export function granted<L extends BackendLock>(
   ttl: number,
   discard: (lock: L) => void,
 ): L {
-  const validity = lock.deadline - monotonicNow();
-  if (validity < minValidity(ttl)) {
-    discard(lock);
-    throw new LockUnavailableError(keys, Messages.lowValidity(keys, Math.floor(validity), ttl));
-  }
-  return { ...lock, validity };
+  return checked(
+    lock,
+    ttl,
+    discard,
+    (v) => new LockUnavailableError(keys, Messages.lowValidity(keys, v, ttl)),
+  );
 }
 
 /**
@@ -80,15 +98,12 @@ export function extended<L extends BackendLock>(
   ttl: number,
   discard: (lock: L) => void,
 ): L {
-  const validity = lock.deadline - monotonicNow();
-  if (validity < minValidity(ttl)) {
-    discard(lock);
-    throw new LockLostError(
-      keys,
-      Messages.lost(keys, Messages.lateExtension(Math.floor(validity), ttl)),
-    );
-  }
-  return { ...lock, validity };
+  return checked(
+    lock,
+    ttl,
+    discard,
+    (v) => new LockLostError(keys, Messages.lost(keys, Messages.lateExtension(v, ttl))),
+  );
 }
 
 /** The field a key is reported under in an `InvalidLockArgumentError`: `key`, or `key[i]` of several. */
