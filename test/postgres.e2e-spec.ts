@@ -403,7 +403,7 @@ describe('PostgreSQL backend', () => {
     it('a tick claim that timed out and commits later is undone, so the tick is not lost (a user pool)', async () => {
       const key = 'blocked-claim:tick:1';
       const store = backend({ pool: userPool(4) });
-      await store.connect(); // the table exists before it is locked
+      await store.connect({ identity: 'test' }); // the table exists before it is locked
       const blocker = await admin.connect();
       try {
         await blocker.query('BEGIN');

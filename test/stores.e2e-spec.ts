@@ -7,6 +7,8 @@ import { Controller, Get, Injectable, type INestApplication } from '@nestjs/comm
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import { Test } from '@nestjs/testing';
 import type { Redis } from 'ioredis';
+import { hostname } from 'node:os';
+import { Pool } from 'pg';
 import request from 'supertest';
 import type { App } from 'supertest/types';
 import {
@@ -115,6 +117,41 @@ describe('named stores', () => {
     const stores = events.filter((e) => e.type === 'acquired').map((e) => e.store);
     expect(stores).toEqual(['default', 'archive', 'db']);
     expect(events.filter((e) => e.type === 'busy').map((e) => e.store)).toEqual(['archive', 'db']);
+  });
+
+  it('stores the holder identity beside the secret value in Redis and PostgreSQL (default hostname:pid)', async () => {
+    const named = await boot({ identity: 'billing-7f9c' });
+    const locks = named.get(LockService);
+    const inRedis = await locks.acquire('who', { ttl: 5_000 });
+    const inDb = await locks.acquire('who', { ttl: 5_000, store: 'db' });
+    const value = await admin[0].get('lock:who');
+    expect(value).toMatch(/^[0-9a-f]{32}\/billing-7f9c$/);
+    const db = new Pool({ connectionString: pg.connectionString });
+    const { rows } = await db
+      .query<{ owner: string }>("SELECT owner FROM distributed_locks WHERE key = 'who'")
+      .finally(() => db.end());
+    expect(rows[0].owner).toMatch(/^[0-9a-f]{32}\/billing-7f9c$/);
+    await inRedis.release();
+    await inDb.release();
+    expect(await admin[0].exists('lock:who')).toBe(0);
+
+    const unnamed = await boot();
+    const lock = await unnamed.get(LockService).acquire('who-default', { ttl: 5_000 });
+    expect(await admin[0].get('lock:who-default')).toMatch(
+      new RegExp(
+        `^[0-9a-f]{32}/${hostname().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:${process.pid}$`,
+      ),
+    );
+    await lock.release();
+  });
+
+  it('fails bootstrap for an empty or over-long identity, naming the field', async () => {
+    for (const identity of ['', 'x'.repeat(201), 'a\nb']) {
+      await expect(boot({ identity })).rejects.toMatchObject({
+        name: DistributedLockConfigError.name,
+        field: 'identity',
+      });
+    }
   });
 
   it('runs @Exclusive({ store }) in that store', async () => {

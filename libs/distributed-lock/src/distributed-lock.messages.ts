@@ -60,6 +60,8 @@ export const Messages = {
   ioredisMissing:
     'the Redis backend needs the optional peer ioredis: npm install ioredis (or lock in another ' +
     'store: backend: postgresBackend(...) from nestjs-distributed-lock/postgres)',
+  badIdentity: (got: unknown, max: number) =>
+    `must be a non-empty string of at most ${max} characters without control characters (who holds a lock, e.g. 'billing-7f9c'), got ${typeof got === 'string' ? JSON.stringify(got.length > 40 ? got.slice(0, 40) + '…' : got) : got === null ? 'null' : typeof got}`,
   storesShape: 'must be an object of named stores, e.g. { db: postgresBackend({ ... }) }',
   storeNameTaken: (name: string) =>
     name === ''

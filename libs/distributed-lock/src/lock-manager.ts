@@ -305,7 +305,8 @@ export class LockManager
   /** Resolves every `@Exclusive()` method's options first (bad ones fail bootstrap), then connects. */
   async onModuleInit(): Promise<void> {
     this.explorer.explore((fn, meta) => this.register(fn, meta));
-    await Promise.all([...this.stores.values()].map((backend) => backend.connect()));
+    const context = { identity: this.options.identity };
+    await Promise.all([...this.stores.values()].map((backend) => backend.connect(context)));
   }
 
   /**

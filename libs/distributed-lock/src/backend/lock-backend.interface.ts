@@ -21,6 +21,16 @@ export interface BackendHealth {
   readonly quorum: number;
 }
 
+/** What the module tells every backend once, at bootstrap (`connect`). */
+export interface BackendContext {
+  /**
+   * Who this replica is (the module's `identity` option). A backend stores it beside each lock it
+   * takes (in the same write, never in place of the secret lock value), for `LockAdmin.list()` and
+   * `LockService.leader()`.
+   */
+  readonly identity: string;
+}
+
 /**
  * The store behind `LockService` and `@Exclusive()`. The module uses the Redis (Redlock) backend
  * unless `DistributedLockModule.forRoot({ backend })` names another (the testing kit's in-memory one,
@@ -32,8 +42,11 @@ export interface BackendHealth {
 export interface LockBackend {
   /** What the store is called in messages and metrics, e.g. `'redis'`. */
   readonly name: string;
-  /** Connects what the backend owns; called once at module init. Must not throw for an outage. */
-  connect(): Promise<void>;
+  /**
+   * Connects what the backend owns; called once at module init, with the replica's identity. Must
+   * not throw for an outage.
+   */
+  connect(context: BackendContext): Promise<void>;
   /** Takes every key for `ttl` ms (all or none) and issues a fencing token. */
   acquire(keys: string[], ttl: number): Promise<BackendLock>;
   /** Sets the lock's TTL to `ttl` ms from now if it is still ours. */

@@ -7,7 +7,12 @@ import {
   type IRequestOp,
   type ITxnResponse,
 } from 'etcd3';
-import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-backend.interface';
+import type {
+  BackendContext,
+  BackendHealth,
+  BackendLock,
+  LockBackend,
+} from '../backend/lock-backend.interface';
 import { newLockValue } from '../backend/lock-value';
 import { Messages } from '../distributed-lock.messages';
 import { LockBusyError } from '../errors/lock-busy.error';
@@ -64,6 +69,8 @@ const read = (key: string): IRequestOp => ({ request_range: { key: buf(key) } })
  */
 export class EtcdLockBackend implements LockBackend {
   readonly name = 'etcd';
+  /** This replica's identity, stored after the secret in every lock value (from `connect`). */
+  private identity = '';
   private readonly conn: EtcdConnection;
   private readonly waiters: EtcdReleaseWaiters;
   private readonly probe: EtcdHealth;
@@ -77,7 +84,8 @@ export class EtcdLockBackend implements LockBackend {
   }
 
   /** Learns the cluster ID (when the cluster answers). Never throws. */
-  async connect(): Promise<void> {
+  async connect(context?: BackendContext): Promise<void> {
+    this.identity = context?.identity ?? '';
     await this.conn
       .call((o) => this.conn.client.maintenance.status(o), false)
       .catch(() => undefined);
@@ -103,7 +111,7 @@ export class EtcdLockBackend implements LockBackend {
    */
   async acquire(keys: string[], ttl: number): Promise<BackendLock> {
     const etcdKeys = this.keysOf(keys);
-    const value = newLockValue();
+    const value = newLockValue(this.identity);
     const start = performance.now();
     const { lease, seconds } = await this.grant(keys, ttl);
     const txn = await this.putIfAbsent(keys, etcdKeys, value, lease);
@@ -138,7 +146,7 @@ export class EtcdLockBackend implements LockBackend {
    */
   async claim(key: string, ttl: number): Promise<boolean> {
     const etcdKeys = this.keysOf([key]);
-    const value = newLockValue();
+    const value = newLockValue(this.identity);
     const { lease } = await this.grant([key], ttl);
     const txn = await this.putIfAbsent([key], etcdKeys, value, lease);
     if (this.createdBy(txn, etcdKeys, value, lease) !== null) return true;

@@ -1,3 +1,4 @@
+import { tickClaimKey } from '../backend/held-key';
 import { InvalidLockArgumentError } from '../errors/invalid-lock-argument.error';
 import { DistributedLockConfigError } from '../errors/distributed-lock-config.error';
 import { LockBusyError } from '../errors/lock-busy.error';
@@ -62,7 +63,7 @@ export async function runExclusiveHandler(
         // Every other replica skips a claimed tick: from here a shutdown beginning must not stop
         // this replica from running it, or no replica would (the tick would be lost).
         leave = manager.enter();
-        if (!(await manager.claim(`${keys[0]}:tick:${claim.at}`, claim.period, plan.store))) {
+        if (!(await manager.claim(tickClaimKey(keys[0], claim.at), claim.period, plan.store))) {
           return manager.skipped(plan, keys, 'tick-claimed', { tick });
         }
       }

@@ -97,4 +97,12 @@ export interface DistributedLockModuleOptions {
    * @default true
    */
   openTelemetry?: boolean;
+  /**
+   * Who this replica is: stored beside every lock it takes (in the same write, never in place of the
+   * secret lock value), and shown by `LockAdmin.list()`, the CLI and `LockService.leader()`. A
+   * non-empty string of at most 200 characters without control characters.
+   * @default `${os.hostname()}:${process.pid}`
+   * @example process.env.POD_NAME
+   */
+  identity?: string;
 }

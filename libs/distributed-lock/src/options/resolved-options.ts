@@ -33,6 +33,8 @@ export interface ResolvedLockOptions {
   metricName?: (key: string) => string;
   /** Record OpenTelemetry metrics and spans when `@opentelemetry/api` is installed. */
   openTelemetry: boolean;
+  /** Who this replica is, stored beside each lock it takes. */
+  identity: string;
 }
 
 /** Documented defaults. @internal */

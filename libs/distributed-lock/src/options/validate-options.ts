@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { Logger, type LoggerService } from '@nestjs/common';
 import { smallestTtl } from '../backend/validity';
 import type { LockBackend } from '../backend/lock-backend.interface';
@@ -48,6 +49,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'logger',
   'metricName',
   'openTelemetry',
+  'identity',
   'isGlobal',
 ]);
 
@@ -177,6 +179,21 @@ function isLoggerService(value: unknown): value is LoggerService {
   );
 }
 
+/** Longest `identity` accepted: it is stored with every lock. */
+const MAX_IDENTITY_LENGTH = 200;
+
+/** Validates `identity`; the default is `<hostname>:<pid>`. */
+function checkIdentity(identity: unknown): string {
+  if (identity === undefined) return `${hostname()}:${process.pid}`;
+  if (typeof identity !== 'string' || identity.length === 0) {
+    throw configError('identity', Messages.badIdentity(identity, MAX_IDENTITY_LENGTH));
+  }
+  if (identity.length > MAX_IDENTITY_LENGTH || [...identity].some((c) => c < ' ' || c === '\u007f')) {
+    throw configError('identity', Messages.badIdentity(identity, MAX_IDENTITY_LENGTH));
+  }
+  return identity;
+}
+
 /**
  * Validates module options and fills in defaults. Throws {@link DistributedLockConfigError} naming the
  * first invalid option; performs no I/O.
@@ -234,5 +251,6 @@ export function validateModuleOptions(raw: DistributedLockModuleOptions): Resolv
     metricName: resolveMetricName(raw.metricName),
     openTelemetry:
       raw.openTelemetry === undefined ? true : checkBoolean('openTelemetry', raw.openTelemetry),
+    identity: checkIdentity(raw.identity),
   };
 }

@@ -1,4 +1,9 @@
-import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-backend.interface';
+import type {
+  BackendContext,
+  BackendHealth,
+  BackendLock,
+  LockBackend,
+} from '../backend/lock-backend.interface';
 import { Messages } from '../distributed-lock.messages';
 import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
@@ -42,6 +47,8 @@ const FAILED: LockVotes = { total: 1, quorum: 1, granted: 0, held: 0, failed: 1 
  */
 export class PostgresLockBackend implements LockBackend {
   readonly name = 'postgres';
+  /** This replica's identity, stored after the secret in every lock value (from `connect`). */
+  private identity = '';
   private readonly executor: PgExecutor;
   private readonly sql: LockStatements;
   private readonly listener: ReleaseListener | undefined;
@@ -62,7 +69,8 @@ export class PostgresLockBackend implements LockBackend {
   }
 
   /** Prepares the table (when the database answers) and starts the sweep. Never throws. */
-  async connect(): Promise<void> {
+  async connect(context?: BackendContext): Promise<void> {
+    this.identity = context?.identity ?? '';
     await this.ready().catch(() => undefined);
   }
 
@@ -93,13 +101,13 @@ export class PostgresLockBackend implements LockBackend {
    */
   async acquire(keys: string[], ttl: number): Promise<BackendLock> {
     const rows = this.rowsOf(keys);
-    let owner = newLockValue();
+    let owner = newLockValue(this.identity);
     let start = monotonicNow();
     let token = await this.take(keys, rows, owner, ttl);
     if (token === null && this.reaper.covers(rows)) {
       // Maybe held by an acquisition of ours that we gave up on during an outage: free it, retry.
       await this.reaper.reapNow();
-      owner = newLockValue();
+      owner = newLockValue(this.identity);
       start = monotonicNow();
       token = await this.take(keys, rows, owner, ttl);
     }
@@ -148,7 +156,7 @@ export class PostgresLockBackend implements LockBackend {
    */
   async claim(key: string, ttl: number): Promise<boolean> {
     const [row] = this.rowsOf([key]);
-    const owner = newLockValue();
+    const owner = newLockValue(this.identity);
     try {
       if (!this.prepared) await this.ready();
       const claimed = await this.executor.query(this.sql.claim, [row, owner, ttl]);

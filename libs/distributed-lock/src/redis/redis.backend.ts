@@ -5,7 +5,12 @@ import { LockLostError } from '../errors/lock-lost.error';
 import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable.error';
 import { argumentError } from '../options/validators';
 import { sleep } from '../utils/backoff';
-import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-backend.interface';
+import type {
+  BackendContext,
+  BackendHealth,
+  BackendLock,
+  LockBackend,
+} from '../backend/lock-backend.interface';
 import type { ResolvedRedisOptions } from './resolve-redis-options';
 import { isCluster, RedisInstances, type LockClient } from './redis-instances';
 import { newLockValue } from '../backend/lock-value';
@@ -64,6 +69,8 @@ const NOUN = 'Redis instances';
  */
 export class RedisLockBackend implements LockBackend {
   readonly name = 'redis';
+  /** This replica's identity, stored after the secret in every lock value (from `connect`). */
+  private identity = '';
   private readonly instances: RedisInstances;
   private readonly clients: LockClient[];
   private readonly keyPrefix: string;
@@ -122,7 +129,8 @@ export class RedisLockBackend implements LockBackend {
     });
   }
 
-  async connect(): Promise<void> {
+  async connect(context?: BackendContext): Promise<void> {
+    this.identity = context?.identity ?? '';
     await this.instances.connect();
     // Cache the scripts now: otherwise the first burst of EVALSHA comes back NOSCRIPT and is re-sent
     // whole as EVAL, which is slow enough to look like a stall. Best effort: an ACL without
@@ -221,7 +229,7 @@ export class RedisLockBackend implements LockBackend {
     const full = this.redisKey(key);
     for (let attempt = 0; ; attempt += 1) {
       const start = monotonicNow();
-      const value = newLockValue();
+      const value = newLockValue(this.identity);
       const asks = this.clients.map((client, i) =>
         this.watch.track(i, client.set(full, value, 'PX', ttl, 'NX'), (r): Vote =>
           r === 'OK' ? { kind: 'for', value: 1 } : { kind: 'refused' },
@@ -311,7 +319,7 @@ export class RedisLockBackend implements LockBackend {
     ttl: number,
   ): Promise<RedisLock | SplitVote> {
     const start = monotonicNow();
-    const value = newLockValue();
+    const value = newLockValue(this.identity);
     const n = keys.length;
     // The client clock in microseconds floors the counters (see lock.scripts.ts); one value for
     // every instance of this attempt.

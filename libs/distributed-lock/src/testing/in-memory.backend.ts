@@ -1,4 +1,9 @@
-import type { BackendHealth, BackendLock, LockBackend } from '../backend/lock-backend.interface';
+import type {
+  BackendContext,
+  BackendHealth,
+  BackendLock,
+  LockBackend,
+} from '../backend/lock-backend.interface';
 import { Messages } from '../distributed-lock.messages';
 import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
@@ -46,6 +51,8 @@ export class InMemoryLockBackend implements LockBackend {
   private readonly fences = new Map<string, number>();
   private readonly waiters = new Set<Waiter>();
   private down = false;
+  /** This replica's identity (from `connect`), kept with each entry it takes. */
+  identity = '';
 
   /** True while a simulated outage is on. */
   get unavailable(): boolean {
@@ -57,8 +64,9 @@ export class InMemoryLockBackend implements LockBackend {
     this.down = down;
   }
 
-  /** Nothing to connect. */
-  connect(): Promise<void> {
+  /** Nothing to connect; remembers the replica's identity. */
+  connect(context?: BackendContext): Promise<void> {
+    this.identity = context?.identity ?? '';
     return Promise.resolve();
   }
 
