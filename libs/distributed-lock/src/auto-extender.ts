@@ -1,7 +1,7 @@
 import { Messages } from './distributed-lock.messages';
 import { LockLostError } from './errors/lock-lost.error';
 import type { LockEvents } from './events/lock-events';
-import type { LockHandle } from './lock';
+import type { LockHandle } from './lock-handle';
 import { monotonicNow } from './utils/clock';
 
 /**

@@ -3,6 +3,7 @@ import { DiscoveryModule } from '@nestjs/core';
 import { ConfigurableDistributedLockModule } from './distributed-lock.module-definition';
 import { distributedLockProviders } from './distributed-lock.providers';
 import { ExclusiveExplorer } from './exclusive/exclusive.explorer';
+import { ExclusivePlans } from './exclusive/exclusive-plans';
 import { LockManager } from './lock-manager';
 import { LockService } from './lock.service';
 
@@ -22,9 +23,15 @@ import { LockService } from './lock.service';
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [...distributedLockProviders, LockManager, LockService, ExclusiveExplorer],
-  // LockManager is exported for `@Exclusive()`'s property injection in other modules; it is not
-  // part of the package's public API (not in index.ts).
-  exports: [LockService, LockManager],
+  providers: [
+    ...distributedLockProviders,
+    LockManager,
+    LockService,
+    ExclusiveExplorer,
+    ExclusivePlans,
+  ],
+  // LockManager and ExclusivePlans are exported for the decorators' property injection in other
+  // modules (and the testing kit); they are not part of the package's public API (not in index.ts).
+  exports: [LockService, LockManager, ExclusivePlans],
 })
 export class DistributedLockModule extends ConfigurableDistributedLockModule {}

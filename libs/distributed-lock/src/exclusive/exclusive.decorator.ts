@@ -1,14 +1,14 @@
 import { Inject } from '@nestjs/common';
 import { EXCLUSIVE_METADATA } from '../distributed-lock.constants';
 import { DistributedLockConfigError } from '../errors/distributed-lock-config.error';
-import { LockManager } from '../lock-manager';
 import { checkRunFields } from '../options/run-options';
 import { checkExclusiveFields, exclusiveError } from './exclusive-plan';
 import type { ExclusiveMetadata, ExclusiveOptions } from './exclusive-options.interface';
+import { ExclusivePlans } from './exclusive-plans';
 import { runExclusiveHandler } from './exclusive.runner';
 
 /** Property under which `@Exclusive()` gets the lock machinery injected into the decorated class. */
-const LOCK_MANAGER_PROPERTY: unique symbol = Symbol('distributed-lock:manager');
+const PLANS_PROPERTY: unique symbol = Symbol('distributed-lock:exclusive-plans');
 
 /** Prototypes that already have the property injection (one per class, however many methods). */
 const injected = new WeakSet<object>();
@@ -35,7 +35,7 @@ const injected = new WeakSet<object>();
  * ```
  */
 export function Exclusive(options: ExclusiveOptions = {}): MethodDecorator {
-  const injectManager = Inject(LockManager);
+  const injectPlans = Inject(ExclusivePlans);
   return (target, propertyKey, descriptor) => {
     const className = (target as { constructor: { name: string } }).constructor.name;
     const methodName = String(propertyKey);
@@ -52,23 +52,16 @@ export function Exclusive(options: ExclusiveOptions = {}): MethodDecorator {
       );
     }
     if (!injected.has(target)) {
-      injectManager(target, LOCK_MANAGER_PROPERTY);
+      injectPlans(target, PLANS_PROPERTY);
       injected.add(target);
     }
     const metadata: ExclusiveMetadata = { options: { ...options }, className, methodName };
     const method = original as (...args: unknown[]) => unknown;
     const wrapper = function (
-      this: Record<symbol, LockManager | undefined>,
+      this: Record<symbol, ExclusivePlans | undefined>,
       ...args: unknown[]
     ): Promise<unknown> {
-      return runExclusiveHandler(
-        this[LOCK_MANAGER_PROPERTY],
-        metadata,
-        wrapper,
-        this,
-        method,
-        args,
-      );
+      return runExclusiveHandler(this[PLANS_PROPERTY], metadata, wrapper, this, method, args);
     };
     // Keep every metadata key (route, schedule, pattern, guards, ...) and the name: a wrapper that
     // drops them silently unregisters the cron job or the route.

@@ -23,8 +23,8 @@ export class ExclusiveExplorer {
   ) {}
 
   /**
-   * Resolves every `@Exclusive()` method with `register` (which throws for bad options). Called by
-   * `LockManager.onModuleInit` before it connects anything: a bootstrap that fails here leaves no
+   * Resolves every `@Exclusive()` method with `register` (which throws for bad options). Called at bootstrap
+   * (`LockManager.beforeConnect`, from `ExclusivePlans`) before any store connects: a bootstrap that fails here leaves no
    * connection open (Nest's `close()` runs no hook after a failed `init()`).
    */
   explore(register: (fn: object, meta: ExclusiveMetadata) => ExclusivePlan): void {

@@ -4,11 +4,11 @@ import { DistributedLockConfigError } from '../errors/distributed-lock-config.er
 import { LockBusyError } from '../errors/lock-busy.error';
 import { LockUnavailableError } from '../errors/lock-unavailable.error';
 import { Messages } from '../distributed-lock.messages';
-import type { LockManager } from '../lock-manager';
 import { normalizeKeys } from '../utils/keys';
 import { cronTick } from './cron-tick';
 import { mapLockError } from './error-mapping';
 import type { ExclusiveMetadata } from './exclusive-options.interface';
+import type { ExclusivePlans } from './exclusive-plans';
 
 /** The lock key of one invocation. @internal */
 export function resolveKey(meta: ExclusiveMetadata, args: unknown[]): string {
@@ -28,24 +28,25 @@ export function resolveKey(meta: ExclusiveMetadata, args: unknown[]): string {
 /**
  * One invocation of an `@Exclusive()` method: (for cron) claim the tick, take the job lock, run with
  * auto-extension, release. Busy → skip / wait / throw; transport-specific errors for routes and RPC.
- * Options were resolved once, at bootstrap (`LockManager.planFor`).
+ * Options were resolved once, at bootstrap (`ExclusivePlans.planFor`).
  * @internal
  */
 export async function runExclusiveHandler(
-  manager: LockManager | undefined,
+  plans: ExclusivePlans | undefined,
   meta: ExclusiveMetadata,
   wrapper: object,
   instance: unknown,
   method: (...args: unknown[]) => unknown,
   args: unknown[],
 ): Promise<unknown> {
-  if (!manager) {
+  if (!plans) {
     throw new DistributedLockConfigError(
       `${meta.className}.${meta.methodName}`,
       Messages.notInjected,
     );
   }
-  const plan = manager.planFor(wrapper, meta);
+  const { manager } = plans;
+  const plan = plans.planFor(wrapper, meta);
   let keys: string[] | undefined;
   let tick: number | undefined;
   /** Set while a tick claim is in flight or won: shutdown waits, and the claimed run goes ahead. */
@@ -53,7 +54,7 @@ export async function runExclusiveHandler(
   try {
     keys = normalizeKeys(resolveKey(meta, args));
     if (manager.isClosing) {
-      if (plan.scheduled) return manager.skipped(plan, keys, 'shutdown');
+      if (plan.scheduled) return plans.skipped(plan, keys, 'shutdown');
       throw new LockUnavailableError(keys, Messages.shuttingDown);
     }
     if (plan.claimCron) {
@@ -64,7 +65,7 @@ export async function runExclusiveHandler(
         // this replica from running it, or no replica would (the tick would be lost).
         leave = manager.enter();
         if (!(await manager.claim(tickClaimKey(keys[0], claim.at), claim.period, plan.store))) {
-          return manager.skipped(plan, keys, 'tick-claimed', { tick });
+          return plans.skipped(plan, keys, 'tick-claimed', { tick });
         }
       }
     }
@@ -86,15 +87,15 @@ export async function runExclusiveHandler(
     return await result;
   } catch (error) {
     if (keys && error instanceof LockBusyError && plan.onBusy === 'skip') {
-      return manager.skipped(plan, keys, 'busy', { tick });
+      return plans.skipped(plan, keys, 'busy', { tick });
     }
     if (keys && plan.scheduled && error instanceof LockUnavailableError) {
       // Shutdown began while this run was acquiring: it never started, nothing is held.
       if (manager.isClosing && leave === undefined) {
-        return manager.skipped(plan, keys, 'shutdown', { tick });
+        return plans.skipped(plan, keys, 'shutdown', { tick });
       }
       // Fail closed: the job does not run; the log listener reports it once.
-      return manager.skipped(plan, keys, 'unavailable', { tick, error: error.message });
+      return plans.skipped(plan, keys, 'unavailable', { tick, error: error.message });
     }
     throw mapLockError(error, plan.kind);
   } finally {

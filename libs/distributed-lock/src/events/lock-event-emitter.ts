@@ -1,0 +1,108 @@
+import { LockBusyError } from '../errors/lock-busy.error';
+import { LockUnavailableError } from '../errors/lock-unavailable.error';
+import type { LockEnd } from '../lock-handle';
+import { monotonicNow } from '../utils/clock';
+import type { LockSkipReason } from './lock-event.interface';
+import type { LockEvents } from './lock-events';
+
+/** What an event says about the lock it is about. */
+interface Subject {
+  readonly keys: string[];
+  readonly handler?: string;
+  readonly store: string;
+}
+
+/** What an event says about a held lock. */
+interface HeldSubject extends Subject {
+  readonly grantedAt: number;
+  readonly fencingToken: number;
+}
+
+/**
+ * Builds and emits every lock event of the runtime, in one place, and only when someone listens
+ * (`LockEvents.observed`): an unobserved acquire or release builds no event object at all.
+ * @internal
+ */
+export class LockEventEmitter {
+  constructor(readonly events: LockEvents) {}
+
+  /** A lock was granted, `start` (monotonic) being when the acquisition began. */
+  acquired(subject: Subject, start: number, fencingToken: number): void {
+    if (!this.events.observed) return;
+    this.events.emit({
+      type: 'acquired',
+      ...fields(subject),
+      durationMs: monotonicNow() - start,
+      fencingToken,
+    });
+  }
+
+  /** An acquisition gave up with `error`: busy and unavailable are events, other errors are not. */
+  failed(subject: Subject, start: number, error: unknown): void {
+    if (!this.events.observed) return;
+    const durationMs = monotonicNow() - start;
+    if (error instanceof LockBusyError) {
+      this.events.emit({ type: 'busy', ...fields(subject), durationMs });
+    } else if (error instanceof LockUnavailableError) {
+      this.events.emit({
+        type: 'unavailable',
+        ...fields(subject),
+        durationMs,
+        error: error.message,
+      });
+    }
+  }
+
+  /** A decorated invocation did not run. Returns `undefined`, the invocation's result. */
+  skipped(
+    subject: Subject & { readonly handler: string },
+    reason: LockSkipReason,
+    detail: { tick?: number; error?: string } = {},
+  ): undefined {
+    if (this.events.observed) {
+      this.events.emit({
+        type: 'skipped',
+        ...fields(subject),
+        handler: subject.handler,
+        reason,
+        ...detail,
+      });
+    }
+    return undefined;
+  }
+
+  /** A held lock ended: released (or left to expire), or lost. */
+  ended(subject: HeldSubject, end: LockEnd): void {
+    if (!this.events.observed) return;
+    const base = {
+      ...fields(subject),
+      durationMs: monotonicNow() - subject.grantedAt,
+      fencingToken: subject.fencingToken,
+    };
+    this.events.emit(
+      end === 'released' || end === 'left-to-expire'
+        ? { type: 'released', ...base }
+        : { type: 'lost', reason: end, ...base },
+    );
+  }
+
+  /** A held lock was extended; `durationMs` is how long the extension took. */
+  extended(subject: HeldSubject, durationMs: number): void {
+    if (!this.events.observed) return;
+    this.events.emit({
+      type: 'extended',
+      ...fields(subject),
+      durationMs,
+      fencingToken: subject.fencingToken,
+    });
+  }
+}
+
+function fields(subject: Subject): {
+  keys: string[];
+  at: number;
+  handler: string | undefined;
+  store: string;
+} {
+  return { keys: subject.keys, at: Date.now(), handler: subject.handler, store: subject.store };
+}
