@@ -1,4 +1,5 @@
 import type { Etcd3, Watcher } from 'etcd3';
+import { ReleaseWakeups } from '../backend/release-wakeups';
 
 /** Revisions of failed attempts kept for waiters; the oldest go first (tryAcquire never waits). */
 const MAX_REMEMBERED = 1_000;
@@ -12,7 +13,7 @@ const MAX_REMEMBERED = 1_000;
  */
 export class EtcdReleaseWaiters {
   private readonly busyAt = new Map<string, number>();
-  private readonly active = new Set<() => void>();
+  private readonly wakeups = new ReleaseWakeups();
   private closed = false;
 
   constructor(private readonly client: Etcd3) {}
@@ -29,41 +30,34 @@ export class EtcdReleaseWaiters {
   /** Resolves when one of `keys` is deleted (or expires), or after `timeoutMs`; never rejects. */
   wait(keys: string[], timeoutMs: number): Promise<void> {
     if (this.closed || !(timeoutMs > 0)) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const watchers: Watcher[] = [];
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        this.active.delete(finish);
-        for (const watcher of watchers) {
-          watcher.removeAllListeners('delete');
-          watcher.cancel().catch(() => undefined);
-        }
-        resolve();
-      };
-      const timer = setTimeout(finish, timeoutMs);
-      this.active.add(finish);
-      for (const key of keys) {
-        const revision = this.busyAt.get(key);
-        this.busyAt.delete(key);
-        // `only('delete')`: in etcd3 1.1.2 `ignore('put')` filters out the deletes instead.
-        let builder = this.client.watch().key(key).only('delete');
-        if (revision !== undefined) builder = builder.startRevision(String(revision + 1));
-        const watcher = builder.watcher();
-        watcher.on('delete', finish);
-        // Canceled by the server (e.g. the revision was compacted): retry now rather than at timeout.
-        watcher.on('error', finish);
-        watchers.push(watcher);
+    const watchers: Watcher[] = [];
+    const slept = this.wakeups.sleep(keys, timeoutMs, () => {
+      for (const watcher of watchers) {
+        watcher.removeAllListeners('delete');
+        watcher.removeAllListeners('error');
+        watcher.on('error', () => undefined);
+        watcher.cancel().catch(() => undefined);
       }
     });
+    for (const key of keys) {
+      const revision = this.busyAt.get(key);
+      this.busyAt.delete(key);
+      // `only('delete')`: in etcd3 1.1.2 `ignore('put')` filters out the deletes instead.
+      let builder = this.client.watch().key(key).only('delete');
+      if (revision !== undefined) builder = builder.startRevision(String(revision + 1));
+      const watcher = builder.watcher();
+      watcher.on('delete', () => this.wakeups.wake(key));
+      // Canceled by the server (e.g. the revision was compacted): retry now rather than at timeout.
+      watcher.on('error', () => this.wakeups.wake(key));
+      watchers.push(watcher);
+    }
+    return slept;
   }
 
   /** Wakes every waiter; no new watch starts. */
   close(): void {
     this.closed = true;
-    for (const finish of [...this.active]) finish();
+    this.wakeups.wakeAll();
     this.busyAt.clear();
   }
 }

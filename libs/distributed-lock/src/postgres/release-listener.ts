@@ -1,6 +1,7 @@
 import type { Client, Notification, PoolClient, QueryConfig } from 'pg';
 import type { PgExecutor } from './postgres-executor';
 import { quoteIdentifier } from './postgres.sql';
+import { ReleaseWakeups } from '../backend/release-wakeups';
 import { monotonicNow } from '../utils/clock';
 
 /** The listening connection is given back this long after the last waiter left. */
@@ -24,8 +25,7 @@ interface Listening {
  * @internal
  */
 export class ReleaseListener {
-  private readonly waiters = new Map<string, Set<() => void>>();
-  private count = 0;
+  private readonly wakeups = new ReleaseWakeups();
   private listening: Listening | undefined;
   private opening: Promise<void> | undefined;
   private failedAt = -Infinity;
@@ -40,32 +40,13 @@ export class ReleaseListener {
   /** Resolves when a release of one of `keys` is announced, or after `timeoutMs`; never rejects. */
   wait(keys: string[], timeoutMs: number): Promise<void> {
     if (this.closed || !(timeoutMs > 0)) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      let done = false;
-      const wake = () => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        for (const key of keys) {
-          const set = this.waiters.get(key);
-          set?.delete(wake);
-          if (set?.size === 0) this.waiters.delete(key);
-        }
-        this.count -= 1;
-        if (this.count === 0) this.idle();
-        resolve();
-      };
-      const timer = setTimeout(wake, timeoutMs);
-      for (const key of keys) {
-        let set = this.waiters.get(key);
-        if (!set) this.waiters.set(key, (set = new Set()));
-        set.add(wake);
-      }
-      this.count += 1;
-      if (this.linger) clearTimeout(this.linger);
-      this.linger = undefined;
-      this.ensure();
+    const slept = this.wakeups.sleep(keys, timeoutMs, () => {
+      if (this.wakeups.size === 0) this.idle();
     });
+    if (this.linger) clearTimeout(this.linger);
+    this.linger = undefined;
+    this.ensure();
+    return slept;
   }
 
   /** Wakes every waiter and gives the connection back. */
@@ -73,7 +54,7 @@ export class ReleaseListener {
     this.closed = true;
     if (this.linger) clearTimeout(this.linger);
     this.linger = undefined;
-    for (const set of [...this.waiters.values()]) for (const wake of [...set]) wake();
+    this.wakeups.wakeAll();
     await this.opening;
     await this.drop(false);
   }
@@ -96,7 +77,7 @@ export class ReleaseListener {
       client,
       onNotification: (message) => {
         if (message.channel === this.channel && message.payload !== undefined) {
-          for (const wake of [...(this.waiters.get(message.payload) ?? [])]) wake();
+          this.wakeups.wake(message.payload);
         }
       },
       onLost: () => {
@@ -122,14 +103,14 @@ export class ReleaseListener {
     }
     // Closed, or every waiter left, while the connection was being opened.
     if (this.closed) await this.drop(false);
-    else if (this.count === 0) this.idle();
+    else if (this.wakeups.size === 0) this.idle();
   }
 
   private idle(): void {
     if (this.closed || !this.listening || this.linger) return;
     this.linger = setTimeout(() => {
       this.linger = undefined;
-      if (this.count === 0) void this.drop(false);
+      if (this.wakeups.size === 0) void this.drop(false);
     }, LINGER_MS);
     this.linger.unref();
   }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { ReleaseWakeups } from '../backend/release-wakeups';
 import { isCluster, type LockClient } from './redis-instances';
 
 /** How long a channel stays subscribed after its last waiter left: bursts of contention reuse it. */
@@ -19,7 +20,7 @@ const LINGER_MS = 2_000;
  */
 export class ReleaseWaiters {
   private subscribers: Redis[] | undefined;
-  private readonly wakers = new Map<string, Set<() => void>>();
+  private readonly wakeups = new ReleaseWakeups();
   private readonly subscribed = new Map<string, Promise<boolean>>();
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   /** Every pending sleep or subscription wait, woken by close(). */
@@ -70,15 +71,7 @@ export class ReleaseWaiters {
       if (subscribed || this.closed) return;
       return this.pause(Math.max(0, timeoutMs - (Date.now() - started)));
     }
-    let wake: () => void = () => undefined;
-    const announced = new Promise<boolean>((resolve) => (wake = () => resolve(true)));
-    for (const channel of channels) {
-      let set = this.wakers.get(channel);
-      if (!set) this.wakers.set(channel, (set = new Set()));
-      set.add(wake);
-    }
-    await this.until(announced, timeoutMs);
-    for (const channel of channels) this.wakers.get(channel)?.delete(wake);
+    await this.wakeups.sleep(channels, timeoutMs);
     this.releaseChannels(channels);
   }
 
@@ -89,8 +82,7 @@ export class ReleaseWaiters {
     this.sleepers.clear();
     for (const timer of this.lingering.values()) clearTimeout(timer);
     this.lingering.clear();
-    for (const set of this.wakers.values()) for (const wake of [...set]) wake();
-    this.wakers.clear();
+    this.wakeups.wakeAll();
     this.subscribed.clear();
     const subscribers = this.subscribers ?? [];
     this.subscribers = undefined;
@@ -117,8 +109,7 @@ export class ReleaseWaiters {
       });
       sub.on('error', () => undefined); // the instance's own client reports outages
       sub.on('message', (channel: string) => {
-        const set = this.wakers.get(channel.slice(prefix.length));
-        if (set) for (const wake of [...set]) wake();
+        this.wakeups.wake(channel.slice(prefix.length));
       });
       return sub;
     });
@@ -182,11 +173,10 @@ export class ReleaseWaiters {
   private releaseChannels(channels: string[]): void {
     if (this.closed) return;
     for (const channel of channels) {
-      if ((this.wakers.get(channel)?.size ?? 0) > 0 || this.lingering.has(channel)) continue;
+      if (this.wakeups.isWatched(channel) || this.lingering.has(channel)) continue;
       const timer = setTimeout(() => {
         this.lingering.delete(channel);
-        if ((this.wakers.get(channel)?.size ?? 0) > 0) return;
-        this.wakers.delete(channel);
+        if (this.wakeups.isWatched(channel)) return;
         this.subscribed.delete(channel);
         (this.subscribers ?? []).forEach((s, i) => {
           void s.unsubscribe(this.prefix(i) + channel).catch(() => undefined);

@@ -9,6 +9,7 @@ import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
 import { LockUnavailableError } from '../errors/lock-unavailable.error';
 import { argumentError, checkInteger } from '../options/validators';
+import { ReleaseWakeups } from '../backend/release-wakeups';
 import { monotonicNow } from '../utils/clock';
 
 /** A lock as the in-memory store hands it out. */
@@ -22,12 +23,6 @@ interface Entry {
   readonly owner: object;
   /** Monotonic expiry (`monotonicNow()`); `Infinity` for a key held elsewhere without a TTL. */
   until: number;
-}
-
-/** An acquisition sleeping until one of `keys` is let go. */
-interface Waiter {
-  readonly keys: readonly string[];
-  wake(): void;
 }
 
 /** The library's clock (utils/clock.ts): under jest fake timers, TTLs and waits follow them. */
@@ -49,7 +44,7 @@ export class InMemoryLockBackend implements LockBackend {
   readonly name = 'memory';
   private readonly entries = new Map<string, Entry>();
   private readonly fences = new Map<string, number>();
-  private readonly waiters = new Set<Waiter>();
+  private readonly wakeups = new ReleaseWakeups();
   private down = false;
   /** This replica's identity (from `connect`), kept with each entry it takes. */
   identity = '';
@@ -72,7 +67,7 @@ export class InMemoryLockBackend implements LockBackend {
 
   /** Wakes waiting acquisitions (their timers are cleared); the store itself keeps its state. */
   close(): Promise<void> {
-    for (const waiter of [...this.waiters]) waiter.wake();
+    this.wakeups.wakeAll();
     return Promise.resolve();
   }
 
@@ -172,18 +167,7 @@ export class InMemoryLockBackend implements LockBackend {
       const entry = this.entries.get(key);
       if (entry) soonest = Math.min(soonest, entry.until - now());
     }
-    return new Promise<void>((resolve) => {
-      const waiter: Waiter = {
-        keys,
-        wake: () => {
-          clearTimeout(timer);
-          this.waiters.delete(waiter);
-          resolve();
-        },
-      };
-      const timer = setTimeout(() => waiter.wake(), Math.max(0, Math.ceil(soonest)));
-      this.waiters.add(waiter);
-    });
+    return this.wakeups.sleep(keys, Math.ceil(soonest));
   }
 
   /**
@@ -250,10 +234,7 @@ export class InMemoryLockBackend implements LockBackend {
   }
 
   private announce(keys: string[]): void {
-    if (keys.length === 0) return;
-    for (const waiter of [...this.waiters]) {
-      if (waiter.keys.some((key) => keys.includes(key))) waiter.wake();
-    }
+    for (const key of keys) this.wakeups.wake(key);
   }
 
   /**
