@@ -1,5 +1,8 @@
 /**
- * Every user-facing message of the library in one place.
+ * The library's log lines and its error messages that are sentences or are built from several
+ * values, in one place. Short field checks (`keyPrefix: must be a string`, `key: must not be an
+ * empty list`) keep their text beside the check that throws it, with the field named by the typed
+ * error; the reasons a lock was lost are in lock-handle.ts (`WHY`), next to the states they name.
  * @internal
  */
 export const Messages = {
