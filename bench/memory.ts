@@ -25,10 +25,7 @@ function heapMb(): number {
 }
 const handles = () => process.getActiveResourcesInfo().length;
 /** Locks the module still tracks (held, and running with auto-extension): each owns a timer. */
-const tracked = (manager: LockManager) => {
-  const internals = manager as unknown as { held: Set<unknown>; running: Map<unknown, unknown> };
-  return internals.held.size + internals.running.size;
-};
+const tracked = (manager: LockManager) => manager.tracked;
 
 async function scriptCalls(admin: Redis[]): Promise<number> {
   let calls = 0;

@@ -78,6 +78,12 @@ export class LockManager
     return this.storeRegistry.backendOf(store);
   }
 
+  /** Locks tracked here (held, and held with work running): each owns a timer while it lives. */
+  get tracked(): number {
+    const { held, running } = this.registry.tracked;
+    return held + running;
+  }
+
   /** True once application shutdown has begun. */
   get isClosing(): boolean {
     return this.registry.isClosing;

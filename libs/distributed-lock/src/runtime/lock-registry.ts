@@ -22,6 +22,11 @@ export class LockRegistry {
     return this.closing;
   }
 
+  /** How many locks are tracked and how many have work running under them (for bench/memory.ts). */
+  get tracked(): { held: number; running: number } {
+    return { held: this.held.size, running: this.running.size };
+  }
+
   /** Tracks a granted lock until it ends ({@link forget}). */
   track(handle: LockHandle): void {
     this.held.add(handle);
