@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ConfigurableDistributedLockModule } from './distributed-lock.module-definition';
 import { distributedLockProviders } from './distributed-lock.providers';
+import { LockAdmin } from './admin/lock-admin';
 import { ExclusiveExplorer } from './exclusive/exclusive.explorer';
 import { LockManager } from './lock-manager';
 import { LockService } from './lock.service';
@@ -22,9 +23,9 @@ import { LockService } from './lock.service';
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [...distributedLockProviders, LockManager, LockService, ExclusiveExplorer],
+  providers: [...distributedLockProviders, LockManager, LockService, LockAdmin, ExclusiveExplorer],
   // LockManager is exported for `@Exclusive()`'s property injection in other modules; it is not
   // part of the package's public API (not in index.ts).
-  exports: [LockService, LockManager],
+  exports: [LockService, LockAdmin, LockManager],
 })
 export class DistributedLockModule extends ConfigurableDistributedLockModule {}
