@@ -3,6 +3,7 @@ import { DiscoveryModule } from '@nestjs/core';
 import { ConfigurableDistributedLockModule } from './distributed-lock.module-definition';
 import { distributedLockProviders } from './distributed-lock.providers';
 import { LockAdmin } from './admin/lock-admin';
+import { ExclusiveScheduler } from './exclusive/exclusive-scheduler';
 import { ExclusiveExplorer } from './exclusive/exclusive.explorer';
 import { LockManager } from './lock-manager';
 import { LockService } from './lock.service';
@@ -23,9 +24,16 @@ import { LockService } from './lock.service';
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [...distributedLockProviders, LockManager, LockService, LockAdmin, ExclusiveExplorer],
+  providers: [
+    ...distributedLockProviders,
+    LockManager,
+    LockService,
+    LockAdmin,
+    ExclusiveScheduler,
+    ExclusiveExplorer,
+  ],
   // LockManager is exported for `@Exclusive()`'s property injection in other modules; it is not
   // part of the package's public API (not in index.ts).
-  exports: [LockService, LockAdmin, LockManager],
+  exports: [LockService, LockAdmin, ExclusiveScheduler, LockManager],
 })
 export class DistributedLockModule extends ConfigurableDistributedLockModule {}

@@ -8,6 +8,11 @@ export type {
   ListHeldOptions,
 } from './admin/held-lock.interface';
 export { Exclusive } from './exclusive/exclusive.decorator';
+export {
+  ExclusiveScheduler,
+  type ExclusiveCronOptions,
+  type ExclusiveJob,
+} from './exclusive/exclusive-scheduler';
 export type {
   ExclusiveKey,
   ExclusiveOptions,

@@ -40,7 +40,8 @@ export class LockManager
   private readonly held = new Set<LockHandle>();
   private readonly running = new Map<LockHandle, Promise<unknown>>();
   private readonly context = new AsyncLocalStorage<Lock>();
-  private readonly plans = new Map<object, ExclusivePlan>();
+  // Weak: a job added at runtime (ExclusiveScheduler) and deleted later takes its plan with it.
+  private readonly plans = new WeakMap<object, ExclusivePlan>();
   private closing = false;
   /**
    * Acquisitions waiting for the backend and committed runs not yet running (`enter`); shutdown

@@ -6,12 +6,12 @@ import { InMemoryLockBackend } from '../testing/in-memory.backend';
 import { LockAdmin } from './lock-admin';
 
 /** The in-memory kit without the optional admin methods: a backend written before LockAdmin. */
-class OldBackend extends InMemoryLockBackend {
-  declare list: undefined;
-  declare forceRelease: undefined;
+function oldBackend(): InMemoryLockBackend {
+  const backend = new InMemoryLockBackend();
+  Object.defineProperty(backend, 'list', { value: undefined });
+  Object.defineProperty(backend, 'forceRelease', { value: undefined });
+  return backend;
 }
-Object.defineProperty(OldBackend.prototype, 'list', { value: undefined });
-Object.defineProperty(OldBackend.prototype, 'forceRelease', { value: undefined });
 
 async function adminOver(backend: InMemoryLockBackend, stores = {}) {
   const moduleRef = await Test.createTestingModule({
@@ -62,7 +62,7 @@ describe('LockAdmin', () => {
 
   it('throws LockOperationUnsupportedError for a backend without list / forceRelease', async () => {
     const { moduleRef, admin } = await adminOver(new InMemoryLockBackend(), {
-      old: new OldBackend(),
+      old: oldBackend(),
     });
     await expect(admin.list({ store: 'old' })).rejects.toMatchObject({
       name: 'LockOperationUnsupportedError',
