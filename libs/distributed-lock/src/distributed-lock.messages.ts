@@ -120,8 +120,8 @@ export const Messages = {
   adminReason: (value: string) => `must be a string of at most 500 characters, got ${value}`,
   adminPermit: (value: string) => `must be an integer of at least 0, got ${value}`,
   adminKind: (value: string) => `must be 'lock' or 'leader', got ${value}`,
-  redisListUnavailable: (answered: number, quorum: number, total: number) =>
-    `listing held locks needs a majority of Redis instances: ${answered} of ${total} answered (${quorum} required)`,
+  redisListUnavailable: (answered: number, quorum: number, total: number, reason: string) =>
+    `listing held locks needs a majority of Redis instances: ${answered} of ${total} answered (${quorum} required)${reason ? `; first error: ${reason}` : ''}`,
   forceReleaseUnavailable: (key: string, answered: number, quorum: number, total: number) =>
     `force-releasing ${key} needs a majority of Redis instances: ${answered} of ${total} answered (${quorum} required)`,
   schedulerMissing:

@@ -121,13 +121,15 @@ export async function listRedis(
   };
 
   const start = Date.now();
+  let firstError = '';
   const outcomes = await Promise.all(
     ctx.clients.map(async (client, i) => {
       try {
         const nodes = isCluster(client) ? client.nodes('master') : [client];
         await Promise.all(nodes.map((node) => walk(i, node)));
         return true;
-      } catch {
+      } catch (error) {
+        firstError ||= error instanceof Error ? error.message : String(error);
         return false;
       }
     }),
@@ -136,7 +138,7 @@ export async function listRedis(
   if (answered < quorum && !stop) {
     throw new LockUnavailableError(
       [query.prefix],
-      Messages.redisListUnavailable(answered, quorum, total),
+      Messages.redisListUnavailable(answered, quorum, total, firstError),
       { total, quorum, granted: answered, held: 0, failed: total - answered },
     );
   }
