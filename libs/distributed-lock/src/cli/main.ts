@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import 'reflect-metadata';
 import { hostname } from 'node:os';
 import { forceReleaseOf, forceReleaseTarget, listHeld } from '../admin/held-locks';
 import type { LockBackend } from '../backend/lock-backend.interface';
