@@ -1,7 +1,8 @@
-import type { HeldKind } from '../backend/held-key';
-
-/** What a held key is: a plain lock (or a permit of one), a leader election, a cron tick claim. */
-export type HeldLockKind = HeldKind;
+/**
+ * What a held key is: a plain lock (or a permit of one), a leader election, a cron tick claim
+ * (the same union as backend/held-key.ts's internal `HeldKind`).
+ */
+export type HeldLockKind = 'lock' | 'leader' | 'tick-claim';
 
 /** One lock held now, as `LockAdmin.list()` and the CLI report it. Never the lock value. */
 export interface HeldLock {
