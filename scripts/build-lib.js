@@ -43,6 +43,8 @@ const pkg = {
   main: 'index.js',
   types: 'index.d.ts',
   exports: exportsMap,
+  // The operator's CLI (libs/distributed-lock/src/cli): `npx nestjs-distributed-lock list`.
+  bin: { 'nestjs-distributed-lock': './cli/main.js' },
   files: ['**/*.js', '**/*.d.ts', '**/*.js.map', 'README.md', 'CHANGELOG.md'],
   keywords: [
     'nestjs',

@@ -47,4 +47,11 @@ class Payments {
 export class AppModule {}
 TS
 ./node_modules/.bin/tsc -p tsconfig.json
-echo "pack check: $(basename "$tarball") installs into an outside Nest 11 app and compiles"
+# The package's bin runs from the installed tarball: --help exits 0, an unreachable store exits 1.
+./node_modules/.bin/nestjs-distributed-lock --help | grep -q '^Examples:'
+set +e
+./node_modules/.bin/nestjs-distributed-lock list --redis redis://127.0.0.1:1 2>/dev/null
+code=$?
+set -e
+[ "$code" = 1 ] || { echo "pack check: the CLI exited $code for an unreachable store (expected 1)"; exit 1; }
+echo "pack check: $(basename "$tarball") installs into an outside Nest 11 app and compiles; its CLI runs"

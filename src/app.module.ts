@@ -11,6 +11,7 @@ import { HealthController } from './health/health.controller';
 import { OrdersController } from './orders/orders.controller';
 import { PaymentsService } from './orders/payments.service';
 import { TasksService } from './tasks/tasks.service';
+import { TenantJobsService } from './tasks/tenant-jobs.service';
 
 /** Redis deployments from `REDIS_URLS` (comma-separated), one independent instance each. */
 export function redisUrls(): string[] {
@@ -51,6 +52,6 @@ export function lockOptions(): DistributedLockModuleOptions {
     DistributedLockHealthModule,
   ],
   controllers: [OrdersController, HealthController],
-  providers: [AuditService, LockEventsListener, TasksService, PaymentsService],
+  providers: [AuditService, LockEventsListener, TasksService, TenantJobsService, PaymentsService],
 })
 export class AppModule {}

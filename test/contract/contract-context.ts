@@ -65,6 +65,11 @@ export interface LockContractHarness {
    * answer). Also called after every test.
    */
   restore(): Promise<void> | void;
+  /**
+   * Optional: replicas compiled separately do not share a store (the in-memory kit: one store per
+   * app). Contract tests that need an operator beside the holder then use the holder's own app.
+   */
+  readonly singleReplica?: boolean;
   /** Optional: after every test (after its apps closed), e.g. forget per-test state. */
   cleanup?(): Promise<void> | void;
 }

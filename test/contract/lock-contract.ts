@@ -7,14 +7,15 @@ import type {
   ContractLockOptions,
   LockContractHarness,
 } from './contract-context';
+import { adminContract } from './admin.contract';
 import { exclusiveContract } from './exclusive.contract';
 import { lockServiceContract } from './lock-service.contract';
 
 export type { ContractLockOptions, LockContractHarness } from './contract-context';
 
 /**
- * Registers the lock contract for one backend: every test of `lock-service.contract.ts` and
- * `exclusive.contract.ts`, each on fresh replicas (see {@link LockContractHarness} for how a backend
+ * Registers the lock contract for one backend: every test of `lock-service.contract.ts`,
+ * `exclusive.contract.ts` and `admin.contract.ts`, each on fresh replicas (see {@link LockContractHarness} for how a backend
  * joins). Call it from `test/contract/<backend>.contract.e2e-spec.ts`.
  */
 export function describeLockContract(name: string, harness: LockContractHarness): void {
@@ -72,5 +73,6 @@ export function describeLockContract(name: string, harness: LockContractHarness)
 
     lockServiceContract(ctx);
     exclusiveContract(ctx);
+    adminContract(ctx);
   });
 }

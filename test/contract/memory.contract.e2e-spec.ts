@@ -16,6 +16,7 @@ const current = (): LockTestingController => {
 };
 
 describeLockContract('memory', {
+  singleReplica: true,
   async compile(metadata, options) {
     const moduleRef = await Test.createTestingModule({
       ...metadata,

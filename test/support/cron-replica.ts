@@ -3,7 +3,8 @@
  * can be skewed (SKEW_MS) by patching Date.now before anything reads it; the cron library reads time
  * through luxon, which calls Date.now. Every job records HINCRBY execs:<job> <tick second> on the
  * records Redis, so the test can count runs per scheduled tick. MODE: 'cron' (every-second jobs), 'many' (20 of them),
- * 'tz' (one 02:30 Europe/Berlin job; run it with different TZ env), 'http' (an @Exclusive route
+ * 'tz' (one 02:30 Europe/Berlin job; run it with different TZ env), 'dynamic' (a cron job added
+ * at runtime through ExclusiveScheduler), 'http' (an @Exclusive route
  * POST /orders/:id/pay on HTTP_PORT), anything else (one long job). Locks are on the Redis
  * instances of REDIS_URLS, or with BACKEND=postgres on the PostgreSQL server of PG_URL.
  */
@@ -21,13 +22,16 @@ import {
   Param,
   Post,
   type OnApplicationShutdown,
+  type OnModuleInit,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { Cron, ScheduleModule, Timeout } from '@nestjs/schedule';
+import { Cron, ScheduleModule, SchedulerRegistry, Timeout } from '@nestjs/schedule';
+import { CronJob } from 'cron';
 import { Redis } from 'ioredis';
 import {
   DistributedLockModule,
   Exclusive,
+  ExclusiveScheduler,
   type DistributedLockModuleOptions,
 } from '@app/distributed-lock';
 import { postgresBackend } from '@app/distributed-lock/postgres';
@@ -92,6 +96,28 @@ class LongJob {
     await records.rpush('long-job', `started:${replica}`);
     await sleep(Number(process.env.LONG_JOB_MS ?? 1_500));
     await records.rpush('long-job', `done:${replica}`);
+  }
+}
+
+/**
+ * MODE 'dynamic': an every-second cron job added at runtime through ExclusiveScheduler (recorded as
+ * `dynamic`), and the same job added straight to SchedulerRegistry without a lock (`dynamic-unlocked`),
+ * to show the lock is what makes it run once.
+ */
+@Injectable()
+class DynamicJobs implements OnModuleInit {
+  constructor(
+    private readonly jobs: ExclusiveScheduler,
+    private readonly registry: SchedulerRegistry,
+  ) {}
+  onModuleInit() {
+    this.jobs.addCronJob('dynamic', '* * * * * *', () => record('dynamic'));
+    const unlocked = CronJob.from({
+      cronTime: '* * * * * *',
+      onTick: () => void record('dynamic-unlocked'),
+      start: true,
+    });
+    this.registry.addCronJob('dynamic-unlocked', unlocked);
   }
 }
 
@@ -163,7 +189,9 @@ const store: DistributedLockModuleOptions =
               ? ManyJobs
               : mode === 'tz'
                 ? ZonedJob
-                : LongJob,
+                : mode === 'dynamic'
+                  ? DynamicJobs
+                  : LongJob,
         ]),
     Closer,
   ],

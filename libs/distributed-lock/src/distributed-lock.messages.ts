@@ -114,4 +114,29 @@ export const Messages = {
     `only ${up} of ${instances} lock instances answered (a majority of ${quorum} is required)`,
   openTelemetryUnloadable: (message: string) =>
     `@opentelemetry/api is installed but could not be loaded; recording nothing: ${message}`,
+  forceReleasedLog: (key: string, store: string, reason: string | undefined) =>
+    `${key} (store ${store}) was force-released${reason ? `: ${reason}` : ''}; its holder finds it lost on its next extend or release`,
+  adminUnsupported: (store: string, backend: string, method: string) =>
+    `store "${store}" (${backend}) does not implement ${method}(); LockAdmin needs a backend with list() and forceRelease() (Redis, PostgreSQL, etcd, the in-memory kit)`,
+  adminLimit: (max: number, value: string) => `must be an integer from 1 to ${max}, got ${value}`,
+  adminPrefix: (value: string) => `must be a string (may be empty), got ${value}`,
+  adminReason: (value: string) => `must be a string of at most 500 characters, got ${value}`,
+  adminPermit: (value: string) => `must be an integer of at least 0, got ${value}`,
+  adminKind: (value: string) => `must be 'lock' or 'leader', got ${value}`,
+  redisListUnavailable: (answered: number, quorum: number, total: number, reason: string) =>
+    `listing held locks needs a majority of Redis instances: ${answered} of ${total} answered (${quorum} required)${reason ? `; first error: ${reason}` : ''}`,
+  forceReleaseUnavailable: (key: string, answered: number, quorum: number, total: number) =>
+    `force-releasing ${key} needs a majority of Redis instances: ${answered} of ${total} answered (${quorum} required)`,
+  schedulerMissing:
+    'ExclusiveScheduler needs @nestjs/schedule installed and ScheduleModule.forRoot() imported in the application',
+  schedulerName: (value: string) => `must be a non-empty string, got ${value}`,
+  schedulerDuplicate: (kind: string, name: string) =>
+    `a ${kind} named "${name}" is already registered in SchedulerRegistry; pick another name or delete it first`,
+  schedulerHandler: (value: string) => `must be a function (the job), got ${value}`,
+  schedulerMs: (value: string) => `must be an integer from 1 to 2147483647 (ms), got ${value}`,
+  schedulerCron: (value: string, reason: string) =>
+    `must be a valid cron expression (e.g. '*/5 * * * * *'), got ${value}: ${reason}`,
+  schedulerTimeZone: (value: string) =>
+    `must be an IANA time zone name (e.g. 'Europe/Berlin'), got ${value}`,
+  jobFailed: (name: string, message: string) => `job ${name} failed: ${message}`,
 } as const;

@@ -2,6 +2,8 @@ import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ConfigurableDistributedLockModule } from './distributed-lock.module-definition';
 import { distributedLockProviders } from './distributed-lock.providers';
+import { LockAdmin } from './admin/lock-admin';
+import { ExclusiveScheduler } from './exclusive/exclusive-scheduler';
 import { ExclusiveExplorer } from './exclusive/exclusive.explorer';
 import { ExclusivePlans } from './exclusive/exclusive-plans';
 import { LockManager } from './lock-manager';
@@ -27,11 +29,13 @@ import { LockService } from './lock.service';
     ...distributedLockProviders,
     LockManager,
     LockService,
+    LockAdmin,
+    ExclusiveScheduler,
     ExclusiveExplorer,
     ExclusivePlans,
   ],
   // LockManager and ExclusivePlans are exported for the decorators' property injection in other
   // modules (and the testing kit); they are not part of the package's public API (not in index.ts).
-  exports: [LockService, LockManager, ExclusivePlans],
+  exports: [LockService, LockAdmin, ExclusiveScheduler, LockManager, ExclusivePlans],
 })
 export class DistributedLockModule extends ConfigurableDistributedLockModule {}

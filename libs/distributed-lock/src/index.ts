@@ -1,6 +1,18 @@
 export { DistributedLockModule } from './distributed-lock.module';
 export { LockService } from './lock.service';
+export { LockAdmin } from './admin/lock-admin';
+export type {
+  ForceReleaseOptions,
+  HeldLock,
+  HeldLockKind,
+  ListHeldOptions,
+} from './admin/held-lock.interface';
 export { Exclusive } from './exclusive/exclusive.decorator';
+export {
+  ExclusiveScheduler,
+  type ExclusiveCronOptions,
+  type ExclusiveJob,
+} from './exclusive/exclusive-scheduler';
 export type {
   ExclusiveKey,
   ExclusiveOptions,
@@ -13,6 +25,8 @@ export {
   LockBackend,
   type BackendContext,
   type BackendHealth,
+  type BackendHeldKey,
+  type BackendListQuery,
   type BackendLock,
 } from './backend/lock-backend.interface';
 export {
@@ -21,6 +35,7 @@ export {
   InvalidLockArgumentError,
   LockBusyError,
   LockLostError,
+  LockOperationUnsupportedError,
   LockUnavailableError,
   type LockVotes,
 } from './errors';
@@ -30,6 +45,7 @@ export type {
   LockEvent,
   LockEventBase,
   LockExtendedEvent,
+  LockForceReleasedEvent,
   LockLostEvent,
   LockLostReason,
   LockReleasedEvent,

@@ -21,6 +21,26 @@ export interface BackendHealth {
   readonly quorum: number;
 }
 
+/** What `LockAdmin.list()` asks a backend for. */
+export interface BackendListQuery {
+  /** Only keys (without `keyPrefix`) starting with this; `''` for all. */
+  readonly prefix: string;
+  /** At most this many keys. */
+  readonly limit: number;
+}
+
+/** One key a backend holds now, as `list` reports it (never the lock value). */
+export interface BackendHeldKey {
+  /** The stored key without `keyPrefix`, as named by backend/held-key.ts (`x:tick:<at>`, ...). */
+  readonly key: string;
+  /** The holder's identity stored beside the lock (`''` when it has none). */
+  readonly identity: string;
+  /** The key's fencing token (0 for a tick claim where the store issues none). */
+  readonly fencingToken: number;
+  /** Epoch ms until which the key is held. */
+  readonly expiresAt: number;
+}
+
 /** What the module tells every backend once, at bootstrap (`connect`). */
 export interface BackendContext {
   /**
@@ -68,6 +88,22 @@ export interface LockBackend {
   isLocked(key: string): Promise<boolean>;
   /** Probes every instance. Never throws. */
   health(): Promise<BackendHealth>;
+  /**
+   * Optional (for `LockAdmin` and the CLI): the keys held now, at most `query.limit` of them, read
+   * without blocking the store (no `KEYS` on Redis). On a store with several instances a key is
+   * listed when a majority holds the same value.
+   * @throws LockUnavailableError when the store could not answer (no majority)
+   */
+  list?(query: BackendListQuery): Promise<BackendHeldKey[]>;
+  /**
+   * Optional (for `LockAdmin` and the CLI): frees `key` (as stored, without `keyPrefix`) whoever
+   * holds it and, in the same atomic step, advances its fencing counter, so every token issued
+   * after it is higher than the stale holder's. The stale holder's extend and release then find
+   * the lock lost (they are owner-checked). Announces the release to waiters.
+   * @returns true when something was held
+   * @throws LockUnavailableError when the store could not answer (no majority)
+   */
+  forceRelease?(key: string): Promise<boolean>;
   /** Closes what the backend owns (never what the user lent it). */
   close(): Promise<void>;
 }

@@ -10,10 +10,12 @@ import {
 import type {
   BackendContext,
   BackendHealth,
+  BackendHeldKey,
+  BackendListQuery,
   BackendLock,
   LockBackend,
 } from '../backend/lock-backend.interface';
-import { newLockValue } from '../backend/lock-value';
+import { holderOf, newLockValue } from '../backend/lock-value';
 import { Messages } from '../distributed-lock.messages';
 import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
@@ -55,6 +57,17 @@ const ours = (key: string, lock: { value: string; lease: string }): ICompare[] =
   is(key, CompareTarget.Value, { value: buf(lock.value) }),
   is(key, CompareTarget.Lease, { lease: lock.lease }),
 ];
+/** The end of the range of every key starting with `prefix` (prefix + 1 on its last byte below 0xff). */
+function rangeEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i -= 1) {
+    if (end[i] < 0xff) {
+      end[i] += 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
 const read = (key: string): IRequestOp => ({ request_range: { key: buf(key) } });
 
 /**
@@ -227,6 +240,66 @@ export class EtcdLockBackend implements LockBackend {
       this.conn.client.kv.range({ key: buf(etcdKey), count_only: true }, o),
     );
     return Number(reply.count) > 0;
+  }
+
+  /**
+   * The keys held now under `query.prefix` (one linearizable range over the prefix, in key order, at
+   * most `query.limit`), each with its lease's remaining TTL (one call per distinct lease). The
+   * fencing token is the key's create revision, as `acquire` issued it.
+   * @throws LockUnavailableError when etcd did not answer in time
+   */
+  async list(query: BackendListQuery): Promise<BackendHeldKey[]> {
+    const from = buf(this.keyPrefix + query.prefix);
+    const reply = await this.run([query.prefix], (o) =>
+      this.conn.client.kv.range(
+        {
+          key: from.length > 0 ? from : Buffer.from([0]),
+          range_end: rangeEnd(from),
+          limit: query.limit,
+        },
+        o,
+      ),
+    );
+    const kvs = reply.kvs ?? [];
+    const leases = [...new Set(kvs.map((kv) => kv.lease).filter((l) => l && l !== '0'))];
+    const now = Date.now();
+    const left = new Map<string, number>();
+    await Promise.all(
+      leases.map(async (lease) => {
+        const ttl = await this.run([query.prefix], (o) =>
+          this.conn.client.leaseClient.leaseTimeToLive({ ID: lease }, o),
+        );
+        left.set(lease, Number(ttl.TTL));
+      }),
+    );
+    const found: BackendHeldKey[] = [];
+    for (const kv of kvs) {
+      const seconds = left.get(kv.lease);
+      // A key under no lease, or a lease that just ran out, is not a lock held now.
+      if (seconds === undefined || !(seconds >= 0)) continue;
+      found.push({
+        key: kv.key.toString().slice(this.keyPrefix.length),
+        identity: holderOf(kv.value.toString()),
+        fencingToken: Number(kv.create_revision),
+        expiresAt: now + seconds * 1000,
+      });
+    }
+    return found;
+  }
+
+  /**
+   * Deletes `key` whoever holds it. The delete is itself a new revision of the store, so every later
+   * acquisition's token (its revision) is above the stale holder's; the stale holder's lease stays
+   * until it extends (which then fails: the key no longer holds its value) or releases.
+   * @returns true when the key existed
+   * @throws LockUnavailableError when etcd did not answer in time
+   */
+  async forceRelease(key: string): Promise<boolean> {
+    const [etcdKey] = this.keysOf([key]);
+    const reply = await this.run([key], (o) =>
+      this.conn.client.kv.deleteRange({ key: buf(etcdKey) }, o),
+    );
+    return Number(reply.deleted) > 0;
   }
 
   private keysOf(keys: string[]): string[] {

@@ -84,6 +84,17 @@ export interface LockSkippedEvent extends LockEventBase {
 }
 
 /**
+ * An operator freed a lock through `LockAdmin.forceRelease` (or the CLI) in this app, whoever held it.
+ * `keys`: the key freed; `reason`: what the operator gave (none when omitted). Its holder, wherever
+ * it runs, finds the lock lost on its next extend or release (its own `lost` event, if it is here).
+ */
+export interface LockForceReleasedEvent extends LockEventBase {
+  readonly type: 'force-released';
+  /** The operator's reason, as given. */
+  readonly reason?: string;
+}
+
+/**
  * What `LockService.events` emits: one event per outcome, discriminated by `type`. Every acquired
  * lock ends with exactly one `released` or `lost` event. Never carries the lock value.
  */
@@ -94,4 +105,5 @@ export type LockEvent =
   | LockExtendedEvent
   | LockLostEvent
   | LockReleasedEvent
-  | LockSkippedEvent;
+  | LockSkippedEvent
+  | LockForceReleasedEvent;

@@ -69,6 +69,9 @@ function logEvent(logger: LoggerService, e: LockEvent): void {
           return;
       }
       return;
+    case 'force-released':
+      logger.warn(Messages.forceReleasedLog(key, e.store, e.reason));
+      return;
     default:
       return;
   }

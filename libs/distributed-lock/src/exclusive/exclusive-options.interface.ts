@@ -59,4 +59,10 @@ export interface ExclusiveMetadata {
   readonly className: string;
   /** Name of the decorated method. */
   readonly methodName: string;
+  /**
+   * What events, metrics and errors call the handler, when not `ClassName.methodName` (a job added
+   * through `ExclusiveScheduler`: its name).
+   * @internal
+   */
+  readonly where?: string;
 }

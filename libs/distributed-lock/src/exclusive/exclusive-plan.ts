@@ -75,7 +75,7 @@ export function planExclusive(
   /** Checks the store name against the module's stores (throws through `fail`). */
   storeName: (store: string | undefined, fail: ErrorFactory) => string,
 ): ExclusivePlan {
-  const where = `${meta.className}.${meta.methodName}`;
+  const where = meta.where ?? `${meta.className}.${meta.methodName}`;
   const fail = exclusiveError(where);
   const o = meta.options;
   checkExclusiveFields(o, fail);

@@ -13,7 +13,8 @@ import { ExclusiveExplorer } from './exclusive.explorer';
  */
 @Injectable()
 export class ExclusivePlans {
-  private readonly plans = new Map<object, ExclusivePlan>();
+  // Weak: a job added at runtime (ExclusiveScheduler) and deleted later takes its plan with it.
+  private readonly plans = new WeakMap<object, ExclusivePlan>();
 
   constructor(
     /** The runtime the invocations lock through. */

@@ -171,6 +171,8 @@ export class OpenTelemetryLockListener {
         this.skipped.add(1, this.attributesOf(event).skippedFor(event.reason));
         return;
       case 'extended':
+      case 'force-released':
+        // Nothing to record: the holder's own 'lost' / 'released' event settles `lock.held`.
         return;
     }
   }

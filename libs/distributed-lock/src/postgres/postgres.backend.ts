@@ -1,6 +1,8 @@
 import type {
   BackendContext,
   BackendHealth,
+  BackendHeldKey,
+  BackendListQuery,
   BackendLock,
   LockBackend,
 } from '../backend/lock-backend.interface';
@@ -9,7 +11,7 @@ import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
 import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable.error';
 import { argumentError } from '../options/validators';
-import { newLockValue } from '../backend/lock-value';
+import { holderOf, newLockValue } from '../backend/lock-value';
 import { extended, granted, keyField, leaseOf } from '../backend/validity';
 import { PgExecutor, PgFailure } from './postgres-executor';
 import { lockStatements, quoteIdentifier, type LockStatements } from './postgres.sql';
@@ -240,6 +242,47 @@ export class PostgresLockBackend implements LockBackend {
       if (!this.prepared) await this.ready();
       const [answer] = await this.executor.query<{ locked: boolean }>(this.sql.isLocked, [row]);
       return answer.locked;
+    } catch (error) {
+      throw this.unavailable([key], error);
+    }
+  }
+
+  /**
+   * The rows held now under `query.prefix`, in key order, at most `query.limit`.
+   * @throws LockUnavailableError when the database did not answer in time
+   */
+  async list(query: BackendListQuery): Promise<BackendHeldKey[]> {
+    try {
+      if (!this.prepared) await this.ready();
+      const rows = await this.executor.query<{
+        key: string;
+        owner: string;
+        token: string;
+        expires: number;
+      }>(this.sql.list, [query.prefix, query.limit]);
+      return rows.map((row) => ({
+        key: row.key,
+        identity: holderOf(row.owner),
+        fencingToken: Number(row.token),
+        expiresAt: Math.floor(Number(row.expires)),
+      }));
+    } catch (error) {
+      throw this.unavailable([query.prefix], error);
+    }
+  }
+
+  /**
+   * Frees `key` whoever holds it, with a new token from the sequence in the same statement, and
+   * announces it (NOTIFY).
+   * @returns true when it was held
+   * @throws LockUnavailableError when the database did not answer in time
+   */
+  async forceRelease(key: string): Promise<boolean> {
+    const [row] = this.rowsOf([key]);
+    try {
+      if (!this.prepared) await this.ready();
+      const [answer] = await this.executor.query<{ freed: number }>(this.sql.forceRelease, [row]);
+      return answer.freed > 0;
     } catch (error) {
       throw this.unavailable([key], error);
     }

@@ -87,6 +87,16 @@ export interface LockStatements {
   readonly isLocked: string;
   /** Deletes claims that expired and locks expired or released long ago, one batch. */
   readonly sweep: string;
+  /**
+   * $1 prefix, $2 limit → `key`, `owner`, `token` (text), `expires` (epoch ms, float): the rows held
+   * now, in key order (a range scan of the primary key).
+   */
+  readonly list: string;
+  /**
+   * $1 key → `freed` (int): frees the row whoever holds it and, in the same statement, gives it a new
+   * token from the sequence (claims keep 0), so every later token is above the stale holder's.
+   */
+  readonly forceRelease: string;
 }
 
 /**
@@ -154,6 +164,16 @@ export function lockStatements(names: TableName, channel: string | undefined): L
     isLocked:
       `SELECT EXISTS (SELECT 1 FROM ${t} WHERE key = $1 AND owner IS NOT NULL ` +
       'AND expires_at > now()) AS locked',
+    list:
+      `SELECT key, owner, fencing_token::text AS token, ` +
+      `(extract(epoch FROM expires_at) * 1000)::float8 AS expires FROM ${t} ` +
+      'WHERE key >= $1 AND left(key, char_length($1)) = $1 AND owner IS NOT NULL ' +
+      'AND expires_at > now() ORDER BY key LIMIT $2',
+    forceRelease:
+      `WITH freed AS (UPDATE ${t} AS t SET owner = NULL, expires_at = now(), fencing_token = ` +
+      `CASE WHEN t.fencing_token = 0 THEN 0 ELSE ${next} END ` +
+      'WHERE t.key = $1 AND t.owner IS NOT NULL AND t.expires_at > now() RETURNING t.key) ' +
+      `SELECT count(*)::int AS freed${announce} FROM freed`,
     sweep:
       `DELETE FROM ${t} WHERE key IN (SELECT key FROM ${t} WHERE (fencing_token = 0 ` +
       `AND expires_at < now()) OR expires_at < now() - interval '${RETAIN_RELEASED_MS} milliseconds' ` +

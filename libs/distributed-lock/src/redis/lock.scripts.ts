@@ -82,3 +82,22 @@ for i = 1, #KEYS do
 end
 return removed
 `;
+
+/**
+ * Frees KEYS[1] whoever holds it and, in the same step, advances its fencing counter KEYS[2] (when
+ * the key has one: tick claims have none) to max(counter + 1, ARGV[1]) like a grant, so every later
+ * token is above the stale holder's. ARGV[2] = '1' announces the release. 1 when it was held, else 0.
+ */
+export const FORCE_RELEASE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+local fence = redis.call('GET', KEYS[2])
+if fence then
+  local c = tonumber(fence) + 1
+  local now = tonumber(ARGV[1])
+  if now > c then c = now end
+  redis.call('SET', KEYS[2], string.format('%d', c))
+end
+if ARGV[2] == '1' then pcall(redis.call, 'PUBLISH', KEYS[1], '') end
+return 1
+`;

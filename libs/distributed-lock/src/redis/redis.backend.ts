@@ -8,6 +8,8 @@ import { sleep } from '../utils/backoff';
 import type {
   BackendContext,
   BackendHealth,
+  BackendHeldKey,
+  BackendListQuery,
   BackendLock,
   LockBackend,
 } from '../backend/lock-backend.interface';
@@ -15,7 +17,8 @@ import type { ResolvedRedisOptions } from './resolve-redis-options';
 import { isCluster, RedisInstances, type LockClient } from './redis-instances';
 import { newLockValue } from '../backend/lock-value';
 import { extended, granted, keyField, leaseOf } from '../backend/validity';
-import { ACQUIRE, EXTEND, FENCE, RELEASE } from './lock.scripts';
+import { ACQUIRE, EXTEND, FENCE, FORCE_RELEASE, RELEASE } from './lock.scripts';
+import { listRedis } from './redis-admin';
 import { vote, type Tally, type Vote } from './quorum';
 import { checkSameSlot, fenceKeyFor, FENCE_NAMESPACE } from './redis-keys';
 import { ReleaseWaiters } from './release-waiters';
@@ -36,6 +39,7 @@ interface ScriptClient {
   dlockFence: Script;
   dlockExtend: Script;
   dlockRelease: Script;
+  dlockForce: Script;
 }
 
 /** What a refusal means for the operation being voted on. */
@@ -125,6 +129,8 @@ export class RedisLockBackend implements LockBackend {
         client.defineCommand('dlockExtend', { lua: EXTEND });
         client.defineCommand('dlockRelease', { lua: RELEASE });
       }
+      if (typeof c.dlockForce !== 'function')
+        client.defineCommand('dlockForce', { lua: FORCE_RELEASE });
       return c as unknown as ScriptClient;
     });
   }
@@ -309,6 +315,61 @@ export class RedisLockBackend implements LockBackend {
     if (tally.ok) return true;
     if (tally.granted.size + tally.refused >= tally.quorum) return false;
     throw this.failure(tally, [key], 'busy');
+  }
+
+  /**
+   * The keys a majority of instances hold (SCAN over every instance, never KEYS; see redis-admin.ts).
+   * @throws LockUnavailableError when fewer than a majority could be read
+   */
+  list(query: BackendListQuery): Promise<BackendHeldKey[]> {
+    return listRedis(
+      {
+        clients: this.clients,
+        keyPrefix: this.keyPrefix,
+        cluster: this.cluster,
+        clusterPrefix: this.clusterPrefix,
+        roundTripMs: Math.max(2 * this.commandTimeout, 2_000),
+      },
+      query,
+    );
+  }
+
+  /**
+   * Frees `key` on every instance whoever holds it, advancing its fencing counter in the same script
+   * (FORCE_RELEASE), and announces the release to waiters.
+   * @returns true when some instance held it
+   * @throws LockUnavailableError when fewer than a majority answered
+   */
+  async forceRelease(key: string): Promise<boolean> {
+    const { redisKeys, fenceKeys } = this.keysOf([key]);
+    const floor = Date.now() * 1000;
+    const votes = await Promise.all(
+      this.scripted.map((client, i) =>
+        this.watch.track(
+          i,
+          client.dlockForce(2, redisKeys[0], fenceKeys[0], floor, this.publish),
+          (reply): Vote => ({ kind: 'for', value: Number(reply) }),
+        ),
+      ),
+    );
+    const answered = votes.filter((v) => v.kind === 'for');
+    const quorum = Math.floor(this.clients.length / 2) + 1;
+    if (answered.length < quorum) {
+      const failed = votes.find((v) => v.kind === 'failed');
+      throw new LockUnavailableError(
+        [key],
+        Messages.forceReleaseUnavailable(key, answered.length, quorum, this.clients.length),
+        {
+          total: this.clients.length,
+          quorum,
+          granted: answered.length,
+          held: 0,
+          failed: this.clients.length - answered.length,
+        },
+        sanitize(failed?.kind === 'failed' ? failed.error : undefined),
+      );
+    }
+    return answered.some((v) => v.kind === 'for' && v.value === 1);
   }
 
   /** One Redlock round. */

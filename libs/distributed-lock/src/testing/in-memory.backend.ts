@@ -1,5 +1,7 @@
 import type {
   BackendContext,
+  BackendHeldKey,
+  BackendListQuery,
   BackendHealth,
   BackendLock,
   LockBackend,
@@ -21,6 +23,8 @@ interface MemoryLock extends BackendLock {
 /** One key in the store. */
 interface Entry {
   readonly owner: object;
+  /** Who took it (the taking replica's identity; `'elsewhere'` for `holdElsewhere`). */
+  readonly identity: string;
   /** Monotonic expiry (`monotonicNow()`); `Infinity` for a key held elsewhere without a TTL. */
   until: number;
 }
@@ -144,7 +148,7 @@ export class InMemoryLockBackend implements LockBackend {
   claim(key: string, ttl: number): Promise<boolean> {
     return this.op([key], () => {
       if (this.holder(key) !== undefined) return false;
-      this.entries.set(key, { owner: {}, until: now() + ttl });
+      this.entries.set(key, { owner: {}, identity: this.identity, until: now() + ttl });
       return true;
     });
   }
@@ -180,7 +184,7 @@ export class InMemoryLockBackend implements LockBackend {
     const until =
       ttl === undefined ? Infinity : now() + checkInteger('ttl', ttl, 1, undefined, argumentError);
     if (this.holder(key) !== undefined) throw new LockBusyError([key], Messages.heldHere(key));
-    return this.grant([key], {}, until);
+    return this.grant([key], {}, until, 'elsewhere');
   }
 
   /**
@@ -193,6 +197,51 @@ export class InMemoryLockBackend implements LockBackend {
     const keys = [...this.entries].filter(([, e]) => e.owner === owner).map(([k]) => k);
     this.free(keys, owner);
     return keys;
+  }
+
+  /**
+   * The keys held now (sorted, at most `limit`), with holder identity, token and expiry.
+   * @throws LockUnavailableError during a simulated outage
+   */
+  list(query: BackendListQuery): Promise<BackendHeldKey[]> {
+    return this.op([], () => {
+      const found: BackendHeldKey[] = [];
+      const at = Date.now();
+      const mono = now();
+      for (const key of [...this.entries.keys()].sort()) {
+        if (found.length >= query.limit) break;
+        if (!key.startsWith(query.prefix) || this.holder(key) === undefined) continue;
+        const entry = this.entries.get(key)!;
+        found.push({
+          key,
+          identity: entry.identity,
+          // Tick claims take no token; a key's counter is its last holder's token.
+          fencingToken: this.fences.get(key) ?? 0,
+          expiresAt:
+            entry.until === Infinity
+              ? Number.MAX_SAFE_INTEGER
+              : Math.floor(at + entry.until - mono),
+        });
+      }
+      return found;
+    });
+  }
+
+  /**
+   * Frees `key` whoever holds it and advances its fencing counter in the same step: the stale
+   * holder's extend and release find it lost, and the next token is higher than its own.
+   * @returns true when the key was held
+   * @throws LockUnavailableError during a simulated outage
+   */
+  forceRelease(key: string): Promise<boolean> {
+    return this.op([key], () => {
+      if (this.holder(key) === undefined) return false;
+      this.entries.delete(key);
+      const fence = this.fences.get(key);
+      if (fence !== undefined) this.fences.set(key, fence + 1);
+      this.announce([key]);
+      return true;
+    });
   }
 
   /** Forgets every lock and claim and ends any outage. Fencing tokens keep increasing. */
@@ -214,13 +263,13 @@ export class InMemoryLockBackend implements LockBackend {
   }
 
   /** Stores the keys for `owner` and returns a token above every earlier token of each key. */
-  private grant(keys: string[], owner: object, until: number): number {
+  private grant(keys: string[], owner: object, until: number, identity = this.identity): number {
     let token = 0;
     for (const key of keys) token = Math.max(token, this.fences.get(key) ?? 0);
     token += 1;
     for (const key of keys) {
       this.fences.set(key, token);
-      this.entries.set(key, { owner, until });
+      this.entries.set(key, { owner, identity, until });
     }
     return token;
   }
