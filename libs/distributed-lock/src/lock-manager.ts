@@ -8,13 +8,14 @@ import {
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AutoExtender } from './auto-extender';
 import { LockBackend } from './backend/lock-backend.interface';
+import { checkLimit, permitKeys } from './backend/permits';
 import { DEFAULT_STORE, DISTRIBUTED_LOCK_OPTIONS } from './distributed-lock.constants';
 import { Messages } from './distributed-lock.messages';
 import { LockBusyError } from './errors/lock-busy.error';
 import { LockUnavailableError } from './errors/lock-unavailable.error';
 import type { LockSkipReason } from './events/lock-event.interface';
 import { LockEvents } from './events/lock-events';
-import { planExclusive, type ExclusivePlan } from './exclusive/exclusive-plan';
+import { exclusiveError, planExclusive, type ExclusivePlan } from './exclusive/exclusive-plan';
 import type { ExclusiveMetadata } from './exclusive/exclusive-options.interface';
 import { ExclusiveExplorer } from './exclusive/exclusive.explorer';
 import type { AcquireOptions } from './interfaces/acquire-options.interface';
@@ -124,11 +125,14 @@ export class LockManager
     // time budget (the sum of their delays) instead of a number of attempts.
     const store = this.storeName(options.store);
     const backend = this.backendOf(store);
+    const limit = this.limitOf(keys, options.limit, store, backend);
+    // A limited key's waiters wake on the release of any of its permits.
+    const released = limit > 1 ? permitKeys(keys[0], limit) : keys;
     const budget = wait ?? (backend.waitForRelease === undefined ? undefined : retryBudget(retry));
     const start = monotonicNow();
     for (let attempt = 0; ; attempt += 1) {
       try {
-        const lock = await this.acquireOnce(keys, ttl, handler, committed, store, backend);
+        const lock = await this.acquireOnce(keys, ttl, handler, committed, store, backend, limit);
         if (this.events.observed) {
           this.events.emit({
             type: 'acquired',
@@ -138,6 +142,7 @@ export class LockManager
             store,
             durationMs: monotonicNow() - start,
             fencingToken: lock.fencingToken,
+            ...permitOf(lock),
           });
         }
         return lock;
@@ -158,9 +163,24 @@ export class LockManager
         }
         // Woken by the holder's release announcement when the backend has them; the delay is the
         // fallback (a lost announcement, or a lock that expired instead of being released).
-        await (backend.waitForRelease ? backend.waitForRelease(keys, delay) : sleep(delay));
+        await (backend.waitForRelease ? backend.waitForRelease(released, delay) : sleep(delay));
       }
     }
+  }
+
+  /**
+   * The `limit` of an acquisition, checked before any store call: an integer from 1 to `MAX_LIMIT`,
+   * above 1 only for one key and on a backend that supports limits.
+   * @throws InvalidLockArgumentError with field `limit`
+   */
+  limitOf(keys: string[], value: unknown, store: string, backend: LockBackend): number {
+    const limit = checkLimit(value, argumentError);
+    if (limit === 1) return 1;
+    if (keys.length > 1) throw argumentError('limit', Messages.limitManyKeys(limit));
+    if (backend.limits !== true) {
+      throw argumentError('limit', Messages.limitUnsupported(store, backend.name));
+    }
+    return limit;
   }
 
   /**
@@ -244,6 +264,13 @@ export class LockManager
     const plan = planExclusive(meta, fn, this.options, (store, fail) =>
       this.storeName(store, fail),
     );
+    if (plan.limit > 1 && this.backendOf(plan.store).limits !== true) {
+      const backend = this.backendOf(plan.store);
+      throw exclusiveError(plan.where)(
+        'limit',
+        Messages.limitUnsupported(plan.store, backend.name),
+      );
+    }
     this.plans.set(fn, plan);
     return plan;
   }
@@ -280,6 +307,7 @@ export class LockManager
       store: handle.store,
       durationMs: monotonicNow() - handle.grantedAt,
       fencingToken: handle.fencingToken,
+      ...permitOf(handle),
     };
     this.events.emit(
       end === 'released' || end === 'left-to-expire'
@@ -299,6 +327,7 @@ export class LockManager
       store: handle.store,
       durationMs,
       fencingToken: handle.fencingToken,
+      ...permitOf(handle),
     });
   }
 
@@ -343,6 +372,7 @@ export class LockManager
     committed: boolean,
     store: string,
     backend: LockBackend,
+    limit: number,
   ): Promise<LockHandle> {
     if (this.closing && !committed) throw new LockUnavailableError(keys, Messages.shuttingDown);
     this.pending += 1;
@@ -352,9 +382,10 @@ export class LockManager
         backend,
         store,
         keys,
-        await backend.acquire(keys, ttl),
+        await (limit > 1 ? backend.acquire(keys, ttl, { limit }) : backend.acquire(keys, ttl)),
         ttl,
         handler,
+        limit,
       );
       if (this.closing && !committed) {
         // Granted after shutdown began: give it back now, while the connections are still open.
@@ -405,6 +436,11 @@ export class LockManager
       this.events.notice('warn', Messages.releaseFailed(lock.keys, (error as Error).message));
     }
   }
+}
+
+/** The `permit` field of a limited lock's events (none for a mutex, whose events stay as they were). */
+function permitOf(handle: LockHandle): { permit?: number } {
+  return handle.limit > 1 ? { permit: handle.permit } : {};
 }
 
 /** How long the retry settings would wait in all, without jitter: the time budget of a waiter. */

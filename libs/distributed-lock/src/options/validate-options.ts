@@ -188,7 +188,10 @@ function checkIdentity(identity: unknown): string {
   if (typeof identity !== 'string' || identity.length === 0) {
     throw configError('identity', Messages.badIdentity(identity, MAX_IDENTITY_LENGTH));
   }
-  if (identity.length > MAX_IDENTITY_LENGTH || [...identity].some((c) => c < ' ' || c === '\u007f')) {
+  if (
+    identity.length > MAX_IDENTITY_LENGTH ||
+    [...identity].some((c) => c < ' ' || c === '\u007f')
+  ) {
     throw configError('identity', Messages.badIdentity(identity, MAX_IDENTITY_LENGTH));
   }
   return identity;
