@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { DistributedLockModule } from '@app/distributed-lock';
 import { closeAll, inspectors } from '../support/lock-app';
 import { RedisFleet } from '../support/redis-fleet';
-import { describeLockContract } from './lock-contract';
+import { describeLockContract, limitsContract } from './lock-contract';
 
 /**
  * The Redis (Redlock) backend against the lock contract, on three real redis-server processes.
@@ -50,3 +50,47 @@ describeLockContract('redis', {
     await new Promise((resolve) => setTimeout(resolve, 50));
   },
 });
+
+/**
+ * The concurrency limits on a single Redis instance too: there each permit is won by one script on
+ * one instance, a different path through the permit vote than on three.
+ */
+let single: RedisFleet;
+let inspectSingle: Redis[];
+
+describeLockContract(
+  'redis (1 instance)',
+  {
+    async start() {
+      single = await RedisFleet.start(1);
+      inspectSingle = inspectors(single.urls);
+    },
+    async stop() {
+      await closeAll(inspectSingle);
+      await single.stop();
+    },
+    compile: (metadata, options) =>
+      Test.createTestingModule({
+        ...metadata,
+        imports: [
+          DistributedLockModule.forRoot({
+            connections: single.urls,
+            logger: false,
+            commandTimeout: 250,
+            ...options,
+          }),
+          ...(metadata.imports ?? []),
+        ],
+      }).compile(),
+    dropKey: async (key) => {
+      await Promise.all(inspectSingle.map((client) => client.del(`lock:${key}`)));
+    },
+    makeUnavailable: () => single.nodes[0].pause(),
+    restore: async () => {
+      single.nodes[0].resume();
+      await Promise.all(inspectSingle.map((client) => client.ping()));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    },
+  },
+  [limitsContract],
+);
