@@ -8,7 +8,7 @@
 import 'reflect-metadata';
 import { Redlock } from '@sesamecare-oss/redlock';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -310,7 +310,14 @@ async function main(): Promise<void> {
     '',
   ].join('\n');
   mkdirSync(join(__dirname, '..', 'docs'), { recursive: true });
-  writeFileSync(join(__dirname, '..', 'docs', 'BENCHMARKS.md'), body);
+  const file = join(__dirname, '..', 'docs', 'BENCHMARKS.md');
+  // Keep the section `npm run bench:limits` wrote (between its markers), which this run does not measure.
+  const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const from = old.indexOf('<!-- bench:limits start -->');
+  const to = old.indexOf('<!-- bench:limits end -->');
+  const kept =
+    from >= 0 && to > from ? `\n${old.slice(from, to + '<!-- bench:limits end -->'.length)}\n` : '';
+  writeFileSync(file, body + kept);
   console.log(body);
 }
 

@@ -5,6 +5,8 @@
  * keeps the most holders ever inside at once; each permit has its own fenced store.
  */
 import type { Redis } from 'ioredis';
+import { permitKey } from '@app/distributed-lock/backend/held-key';
+import { TAKE_PERMIT } from '@app/distributed-lock/redis/lock.scripts';
 import { FENCED_WRITE, addStats, type RunStats } from './checkers';
 import { RedisFleet } from '../support/redis-fleet';
 import { closeAll, delay, inspectors, lockApp, type LockApp } from '../support/lock-app';
@@ -168,7 +170,7 @@ describe('concurrency limits under faults (limit 2, 3 Redis instances, 4 workers
         await Promise.all(replicas.map((r) => r.locks.tryAcquire(k, { limit: 3, ttl: 10_000 })))
       ).filter((l) => l !== null);
       expect(won).toHaveLength(1);
-      for (const l of [...held, ...won]) await l!.release();
+      for (const l of [...held, ...won]) await l.release();
     }
   });
 
@@ -182,12 +184,87 @@ describe('concurrency limits under faults (limit 2, 3 Redis instances, 4 workers
         await Promise.all(replicas.map((r) => r.locks.tryAcquire(k, { limit: 3, ttl: 10_000 })))
       ).filter((l) => l !== null);
       expect(won.length).toBeGreaterThanOrEqual(1);
-      expect(new Set(won.map((l) => l!.permit)).size).toBe(won.length);
+      expect(new Set(won.map((l) => l.permit)).size).toBe(won.length);
       granted += won.length;
-      for (const l of won) await l!.release();
+      for (const l of won) await l.release();
     }
     // Contenders that split across permits settle (step 2) or retry after a pause: nearly all win.
     expect(granted).toBeGreaterThanOrEqual(57);
+  });
+
+  it('grants only a permit free on a majority when instances disagree, and leaves nothing behind', async () => {
+    const direct = inspectors(fleet.urls);
+    try {
+      const k = 'limit-disagree';
+      const slot = (p: number) => `lock:${permitKey(k, p)}`;
+      // Another owner holds permit 0 on instances 0 and 2, permit 1 on instance 1 and 2: only
+      // permit 2 is free on a majority. Attempts starting at permit 0 or 1 split (1 grant each of
+      // three permits), settle on one in step 2, fail there, undo and retry.
+      await direct[0].set(slot(0), 'other', 'PX', 30_000);
+      await direct[1].set(slot(1), 'other', 'PX', 30_000);
+      await direct[2].set(slot(0), 'other', 'PX', 30_000);
+      await direct[2].set(slot(1), 'other', 'PX', 30_000);
+      const b = await lockApp({ connections: fleet.urls });
+      apps.push(b);
+      for (let i = 0; i < 10; i += 1) {
+        const lock = await b.locks.tryAcquire(k, { limit: 3, ttl: 10_000 });
+        expect(lock?.permit).toBe(2);
+        await lock!.release();
+      }
+      // Undone everywhere: only the other owner's keys are left.
+      await delay(50);
+      const left = await Promise.all(direct.map((c) => c.keys(`lock:${k}*`)));
+      expect(left.map((keys) => keys.sort())).toEqual([
+        [slot(0)],
+        [slot(1)],
+        [slot(0), slot(1)].sort(),
+      ]);
+      await direct[2].set(slot(2), 'other', 'PX', 30_000);
+      await direct[0].set(slot(2), 'other', 'PX', 30_000);
+      await expect(b.locks.tryAcquire(k, { limit: 3 })).resolves.toBeNull();
+    } finally {
+      await closeAll(direct);
+    }
+  });
+
+  it('TAKE_PERMIT moves an attempt to the chosen permit, or only gives the others back', async () => {
+    const [direct] = inspectors([fleet.urls[0]]);
+    try {
+      const keys = [0, 1, 2].map((p) => `take:${p}`);
+      await direct.set(keys[2], 'mine', 'PX', 30_000);
+      const moved = await direct.eval(
+        TAKE_PERMIT,
+        4,
+        ...keys,
+        'fence:take:1',
+        'mine',
+        30_000,
+        2,
+        0,
+        '0',
+      );
+      expect(Number(moved)).toBeGreaterThan(0);
+      expect(await direct.get(keys[1])).toBe('mine');
+      expect(await direct.get(keys[2])).toBeNull();
+      expect(await direct.get('fence:take:1')).toBe(String(moved));
+      await direct.set(keys[0], 'other', 'PX', 30_000);
+      const refused = await direct.eval(
+        TAKE_PERMIT,
+        4,
+        ...keys,
+        'fence:take:0',
+        'mine',
+        30_000,
+        1,
+        0,
+        '0',
+      );
+      expect(refused).toBe(-1);
+      expect(await direct.get(keys[1])).toBeNull();
+      expect(await direct.get(keys[0])).toBe('other');
+    } finally {
+      await closeAll([direct]);
+    }
   });
 
   it('a holder frozen past its lease: its permit is taken over with a larger token, its late write fenced off', async () => {

@@ -8,6 +8,7 @@
 import 'reflect-metadata';
 import { Controller, Module, Param, Post } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { DistributedLockModule, Exclusive } from '@app/distributed-lock';
@@ -58,7 +59,8 @@ class LimitedAppModule {}
 async function main(): Promise<void> {
   const app = await NestFactory.create(LimitedAppModule, { logger: false });
   await app.listen(0, '127.0.0.1');
-  const port = (app.getHttpServer().address() as AddressInfo).port;
+  const server = app.getHttpServer() as Server;
+  const port = (server.address() as AddressInfo).port;
   process.on('message', (m: { op: string }) => {
     if (m.op === 'port') process.send!({ port });
   });

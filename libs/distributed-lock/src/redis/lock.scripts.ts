@@ -85,13 +85,18 @@ return removed
 
 /**
  * A concurrency-limited acquisition's first step on one instance: takes the first free permit key
- * (in permit order, so every contender fills the same slots) and advances that permit's counter.
- * Keys: the `limit` permit keys, then their counters. ARGV: value, ttl (ms), limit, the client clock
- * floor (µs). Returns `{permit, counter}` (permit 0-based), or -1 when every permit is held.
+ * from permit ARGV[5] (0-based) on, wrapping around, and advances that permit's counter. One
+ * attempt starts at the same permit on every instance, so an uncontended attempt takes the same
+ * permit everywhere; attempts start at random permits, so concurrent ones rarely collide while
+ * several are free, and all meet on the last free one. Keys: the `limit` permit keys, then their
+ * counters. ARGV: value, ttl (ms), limit, the client clock floor (µs), start. Returns
+ * `{permit, counter}` (permit 0-based), or -1 when every permit is held.
  */
 export const ACQUIRE_PERMIT = `
 local n = tonumber(ARGV[3])
-for i = 1, n do
+local first = tonumber(ARGV[5])
+for j = 0, n - 1 do
+  local i = (first + j) % n + 1
   if redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
     local c = tonumber(redis.call('GET', KEYS[n + i]) or '0') + 1
     local now = tonumber(ARGV[4])

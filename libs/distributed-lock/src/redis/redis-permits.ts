@@ -12,7 +12,7 @@ import { vote, type Tally, type Vote } from './quorum';
  * counted across instances (independent counters let more than `limit` in when an instance fails).
  *
  * Step 1, one script per instance (one round trip, as for a mutex): take the first free permit
- * there. When a majority granted the same permit, it is won; the grants of other permits are
+ * there, from a start permit drawn at random per attempt (the same on every instance). When a majority granted the same permit, it is won; the grants of other permits are
  * undone. Otherwise (contenders filled the free permits in different orders on different
  * instances) step 2 settles on one permit (`choosePermit`) and asks the instances that did not grant
  * it to move there (`TAKE_PERMIT`); that permit is won on a majority too, or everything is undone and
@@ -43,6 +43,7 @@ export interface PermitEngine {
     value: string,
     ttl: number,
     floor: number,
+    start: number,
   ): Promise<PermitVote>;
   /** Runs `TAKE_PERMIT` for `permit` on instance `i` (tracked). */
   takeOn(
@@ -77,19 +78,32 @@ export async function tryPermit(
   const value = engine.newValue();
   const floor = Date.now() * 1000;
   const until = start + ttl;
+  const from = Math.floor(Math.random() * permitKeys.length);
   const asks = Array.from({ length: engine.instances }, (_, i) =>
-    engine.acquireOn(i, permitKeys, fenceKeys, value, ttl, floor),
+    engine.acquireOn(i, permitKeys, fenceKeys, value, ttl, floor, from),
   );
   const first = await votePermits(engine.instances, (i) => asks[i]);
   let permit = first.winner;
   let decided: Tally = first;
   if (permit !== undefined) {
-    // Instances that granted another permit (or may still grant one): give it back there.
-    const others = permitKeys.filter((_, p) => p !== permit);
+    // Instances that granted another permit, now or once they answer, give it back; an instance
+    // whose answer is lost may hold any permit but the winner's. Usually every instance grants the
+    // winner (same free permits everywhere): then nothing more is sent.
+    const won = permit;
+    const others = permitKeys.filter((_, p) => p !== won);
     for (let i = 0; i < engine.instances; i += 1) {
-      if (!first.refusedBy[i] && first.permits.get(i) !== permit) {
-        engine.releaseOn(i, others, value, until);
+      if (first.refusedBy[i]) continue;
+      const granted = first.permits.get(i);
+      if (granted !== undefined) {
+        if (granted !== won) engine.releaseOn(i, [permitKeys[granted]], value, until);
+        continue;
       }
+      void asks[i].then((v) => {
+        if (v.kind === 'failed') engine.releaseOn(i, others, value, until);
+        else if (v.kind === 'for' && v.permit !== won) {
+          engine.releaseOn(i, [permitKeys[v.permit]], value, until);
+        }
+      });
     }
   } else {
     permit = choosePermit(first);

@@ -258,7 +258,7 @@ export class RedisLockBackend implements LockBackend {
       instances: this.clients.length,
       driftFactor: this.driftFactor,
       newValue: () => newLockValue(this.identity),
-      acquireOn: (i, keys, fences, value, ttl, floor) =>
+      acquireOn: (i, keys, fences, value, ttl, floor, from) =>
         this.watch.track(
           i,
           this.scripted[i].dlockAcquirePermit(
@@ -269,6 +269,7 @@ export class RedisLockBackend implements LockBackend {
             ttl,
             keys.length,
             floor,
+            from,
           ),
           toPermitVote,
           // track() hands back what toPermitVote returned, or a failed vote: a PermitVote either way.
