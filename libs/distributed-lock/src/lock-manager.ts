@@ -126,8 +126,8 @@ export class LockManager
     const store = this.storeName(options.store);
     const backend = this.backendOf(store);
     const limit = this.limitOf(keys, options.limit, store, backend);
-    // A limited key's waiters wake on the release of any of its permits.
-    const released = limit > 1 ? permitKeys(keys[0], limit) : keys;
+    /** What a waiter wakes on: the release of any permit of a limited key (computed once waiting). */
+    let released: string[] | undefined;
     const budget = wait ?? (backend.waitForRelease === undefined ? undefined : retryBudget(retry));
     const start = monotonicNow();
     for (let attempt = 0; ; attempt += 1) {
@@ -163,6 +163,7 @@ export class LockManager
         }
         // Woken by the holder's release announcement when the backend has them; the delay is the
         // fallback (a lost announcement, or a lock that expired instead of being released).
+        released ??= limit > 1 ? permitKeys(keys[0], limit) : keys;
         await (backend.waitForRelease ? backend.waitForRelease(released, delay) : sleep(delay));
       }
     }

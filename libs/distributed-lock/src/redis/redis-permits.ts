@@ -90,7 +90,7 @@ export async function tryPermit(
     // whose answer is lost may hold any permit but the winner's. Usually every instance grants the
     // winner (same free permits everywhere): then nothing more is sent.
     const won = permit;
-    const others = permitKeys.filter((_, p) => p !== won);
+    const others = () => permitKeys.filter((_, p) => p !== won);
     for (let i = 0; i < engine.instances; i += 1) {
       if (first.refusedBy[i]) continue;
       const granted = first.permits.get(i);
@@ -99,7 +99,7 @@ export async function tryPermit(
         continue;
       }
       void asks[i].then((v) => {
-        if (v.kind === 'failed') engine.releaseOn(i, others, value, until);
+        if (v.kind === 'failed') engine.releaseOn(i, others(), value, until);
         else if (v.kind === 'for' && v.permit !== won) {
           engine.releaseOn(i, [permitKeys[v.permit]], value, until);
         }

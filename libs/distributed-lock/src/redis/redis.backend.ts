@@ -62,6 +62,9 @@ const SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE, ACQUIRE_PERMIT, TAKE_PERMIT];
 /** Most undo releases kept per instance while its connection is down. */
 const MAX_PENDING_UNDO = 10_000;
 
+/** Limited keys whose permit key lists are kept (see `permitKeysOf`). */
+const PERMIT_KEY_CACHE = 1_000;
+
 /** What the instances are called in messages. */
 const NOUN = 'Redis instances';
 
@@ -104,6 +107,8 @@ export class RedisLockBackend implements LockBackend {
   /** `keyPrefix` could make a lock key look like a fencing counter (e.g. `''` and `fence:x`). */
   private readonly prefixMayCollide: boolean;
   private readonly permitEngine: PermitEngine;
+  /** `limit/key` → the keys of its permits and counters, most recently used last. */
+  private readonly permitKeyCache = new Map<string, { redisKeys: string[]; fenceKeys: string[] }>();
 
   constructor(options: ResolvedRedisOptions) {
     this.instances = new RedisInstances(options, options.logger);
@@ -216,6 +221,23 @@ export class RedisLockBackend implements LockBackend {
   }
 
   /**
+   * The Redis keys of every permit of `key` and of their counters (as `keysOf`), remembered for
+   * the keys used last: building and checking 2 × limit keys per call cost more than the script.
+   */
+  private permitKeysOf(key: string, limit: number): { redisKeys: string[]; fenceKeys: string[] } {
+    const id = `${limit}/${key}`;
+    let known = this.permitKeyCache.get(id);
+    if (known === undefined) {
+      known = this.keysOf(permitKeys(key, limit));
+      if (this.permitKeyCache.size >= PERMIT_KEY_CACHE) {
+        this.permitKeyCache.delete(this.permitKeyCache.keys().next().value!);
+      }
+    } else this.permitKeyCache.delete(id);
+    this.permitKeyCache.set(id, known);
+    return known;
+  }
+
+  /**
    * Acquires `keys` for `ttl` ms on a majority and issues a fencing token. A vote that nobody won is
    * undone and tried again (see `SPLIT_RETRIES`) before it counts as busy.
    * @throws LockBusyError when a majority answered and another owner holds it
@@ -243,7 +265,7 @@ export class RedisLockBackend implements LockBackend {
    * undone and retried as in `acquire`. Extend and release then act on that permit's key alone.
    */
   private async acquirePermit(keys: string[], ttl: number, limit: number): Promise<BackendLock> {
-    const { redisKeys, fenceKeys } = this.keysOf(permitKeys(keys[0], limit));
+    const { redisKeys, fenceKeys } = this.permitKeysOf(keys[0], limit);
     for (let attempt = 0; ; attempt += 1) {
       const outcome = await tryPermit(this.permitEngine, keys, redisKeys, fenceKeys, ttl);
       if ('lock' in outcome) return outcome.lock;
