@@ -381,8 +381,15 @@ async function main(): Promise<void> {
   const before = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const from = before.indexOf(START);
   const to = before.indexOf(END);
-  // Only this command's part is replaced: other bench commands write their own sections below it.
-  const rest = from >= 0 && to > from ? before.slice(to + END.length) : '';
+  // Only this command's part is replaced: other bench commands (bench:limits, bench:leader, ...)
+  // write their own marked sections below it, which are kept.
+  const other = before.indexOf('<!-- bench:');
+  const rest =
+    from >= 0 && to > from
+      ? before.slice(to + END.length)
+      : other >= 0
+        ? `\n${before.slice(other)}`
+        : '';
   writeFileSync(file, `${START}\n${body}\n${END}${rest || '\n'}`);
   console.log(body);
 }

@@ -9,16 +9,33 @@ import type {
 } from './contract-context';
 import { adminContract } from './admin.contract';
 import { exclusiveContract } from './exclusive.contract';
+import { limitsContract } from './limits.contract';
 import { lockServiceContract } from './lock-service.contract';
 
 export type { ContractLockOptions, LockContractHarness } from './contract-context';
+export { limitsContract } from './limits.contract';
+
+/** A group of contract tests (`lockServiceContract`, `exclusiveContract`, `limitsContract`, ...). */
+export type ContractSuite = (ctx: ContractContext) => void;
+
+/** Every group of the contract, in order. */
+export const FULL_CONTRACT: readonly ContractSuite[] = [
+  lockServiceContract,
+  exclusiveContract,
+  limitsContract,
+  adminContract,
+];
 
 /**
  * Registers the lock contract for one backend: every test of `lock-service.contract.ts`,
  * `exclusive.contract.ts` and `admin.contract.ts`, each on fresh replicas (see {@link LockContractHarness} for how a backend
  * joins). Call it from `test/contract/<backend>.contract.e2e-spec.ts`.
  */
-export function describeLockContract(name: string, harness: LockContractHarness): void {
+export function describeLockContract(
+  name: string,
+  harness: LockContractHarness,
+  suites: readonly ContractSuite[] = FULL_CONTRACT,
+): void {
   describe(`lock contract: ${name}`, () => {
     const closers: Array<() => Promise<unknown>> = [];
     let other: LockService | undefined;
@@ -71,8 +88,6 @@ export function describeLockContract(name: string, harness: LockContractHarness)
       await harness.stop?.();
     });
 
-    lockServiceContract(ctx);
-    exclusiveContract(ctx);
-    adminContract(ctx);
+    for (const suite of suites) suite(ctx);
   });
 }

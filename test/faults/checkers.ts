@@ -8,6 +8,16 @@ if t < hi then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
 return 1`;
 
+/**
+ * An occupancy counter for concurrency limits: INCR KEYS[1] (holders inside now) and keep the
+ * highest value ever seen in KEYS[2]; returns the holders inside, this one included.
+ */
+export const OCCUPY = `
+local n = redis.call('INCR', KEYS[1])
+local most = tonumber(redis.call('GET', KEYS[2]) or '0')
+if n > most then redis.call('SET', KEYS[2], n) end
+return n`;
+
 /** Counts of one batch of critical sections in one worker. */
 export interface RunStats {
   runs: number;

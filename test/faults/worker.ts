@@ -9,7 +9,7 @@
 import 'reflect-metadata';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
-import { emptyStats, FENCED_WRITE } from './checkers';
+import { emptyStats, FENCED_WRITE, OCCUPY } from './checkers';
 import {
   DistributedLockModule,
   LockService,
@@ -26,11 +26,14 @@ interface RunCommand {
   autoExtend: boolean;
   workMs: number;
   wait: number;
+  /** Up to `limit` holders at once (a concurrency limit); the checks are then per permit. */
+  limit?: number;
 }
 interface HoldCommand {
   op: 'hold';
   key: string;
   ttl: number;
+  limit?: number;
 }
 type Command = RunCommand | HoldCommand | { op: 'health' } | { op: 'exit' };
 
@@ -52,7 +55,48 @@ async function main(): Promise<void> {
   const locks = app.get(LockService);
   const backend = app.get(LockManager, { strict: false }).backend;
 
+  /**
+   * A limited section: OCCUPY must return at most `limit` (the highest count is kept in
+   * `occ-max:<key>` for the suite), and each permit's fenced store accepts its holder's token.
+   */
+  const limited = async (c: RunCommand & { limit: number }) => {
+    const stats = emptyStats();
+    for (let i = 0; i < c.runs; i += 1) {
+      const t0 = performance.now();
+      try {
+        await locks.runExclusive(
+          c.key,
+          async (lock) => {
+            const inside = await resource.eval(OCCUPY, 2, `occ:${c.key}`, `occ-max:${c.key}`);
+            if (Number(inside) > c.limit) stats.violations += 1;
+            await sleep(Math.random() * c.workMs);
+            if (!(await fencedWrite(`${c.key}:${lock.permit}`, lock.fencingToken))) {
+              stats.rejected += 1;
+            }
+            await resource.decr(`occ:${c.key}`);
+            stats.runs += 1;
+          },
+          {
+            ttl: c.ttl,
+            autoExtend: c.autoExtend,
+            wait: c.wait,
+            limit: c.limit,
+            retry: { delay: 2, maxDelay: 50 },
+          },
+        );
+      } catch (e) {
+        if (e instanceof LockUnavailableError) {
+          stats.unavailable += 1;
+          stats.unavailableMs.push(performance.now() - t0);
+        } else if (e instanceof LockBusyError) stats.busy += 1;
+        else stats.errors += 1;
+      }
+    }
+    return stats;
+  };
+
   const run = async (c: RunCommand) => {
+    if (c.limit !== undefined && c.limit > 1) return limited({ ...c, limit: c.limit });
     const stats = emptyStats();
     for (let i = 0; i < c.runs; i += 1) {
       const t0 = performance.now();
@@ -86,8 +130,10 @@ async function main(): Promise<void> {
       c.key,
       async (lock) => {
         const token = lock.fencingToken;
-        const accepted = await fencedWrite(c.key, token);
-        process.send!({ holding: true, token, accepted });
+        // A limited holder's fenced store is its permit's (tokens increase per key and permit).
+        const store = c.limit === undefined ? c.key : `${c.key}:${lock.permit}`;
+        const accepted = await fencedWrite(store, token);
+        process.send!({ holding: true, token, accepted, permit: lock.permit });
         // Work in small steps; a step that took far longer than planned means we were frozen.
         let last = performance.now();
         for (let i = 0; i < 500; i += 1) {
@@ -97,10 +143,10 @@ async function main(): Promise<void> {
           last = now;
         }
         const abortedOnResume = lock.signal.aborted;
-        const lateWriteAccepted = await fencedWrite(c.key, token);
+        const lateWriteAccepted = await fencedWrite(store, token);
         return { abortedOnResume, lateWriteAccepted, token };
       },
-      { ttl: c.ttl },
+      { ttl: c.ttl, limit: c.limit },
     );
 
   process.on('message', (c: Command) => {

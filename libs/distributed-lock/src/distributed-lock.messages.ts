@@ -23,6 +23,14 @@ export const Messages = {
   userClientNotFailFast: (i: number) =>
     `client ${i} has the ioredis offline queue enabled or no commandTimeout: a lock call can hang while Redis is down. ` +
     `Set enableOfflineQueue: false and commandTimeout (e.g. 500), or pass \`connections\` and let the module configure them.`,
+  badLimit: (got: unknown, max: number) =>
+    `must be an integer from 1 to ${max} (how many holders of the key may hold it at once), got ${typeof got === 'number' || typeof got === 'string' ? JSON.stringify(got) : got === null ? 'null' : typeof got}`,
+  limitManyKeys: (limit: number) =>
+    `limit ${limit} applies to one key; several keys are locked together as a mutex (limit 1)`,
+  limitUnsupported: (store: string, name: string) =>
+    `the store '${store}' (${name} backend) does not support limit > 1; use limit 1 or a backend that does (Redis, PostgreSQL, etcd, in-memory)`,
+  limitOnSchedule:
+    'does not apply to @Cron / @Interval / @Timeout handlers: a tick runs once across replicas (remove limit)',
   busy: (keys: string[]) => `lock busy: ${keys.join(', ')} is held by another owner`,
   unavailable: (
     keys: string[],

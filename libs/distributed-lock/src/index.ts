@@ -23,6 +23,7 @@ export { redisBackend } from './redis/redis-backend.factory';
 export type { RedisBackendOptions } from './redis/redis-backend-options.interface';
 export {
   LockBackend,
+  type BackendAcquireOptions,
   type BackendContext,
   type BackendHealth,
   type BackendHeldKey,

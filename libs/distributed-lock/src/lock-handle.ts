@@ -55,6 +55,8 @@ export class LockHandle implements Lock {
     readonly ttl: number,
     /** `'Class.method'` of the `@Exclusive()` method holding it, if any. */
     readonly handler?: string,
+    /** The `limit` it was acquired with (1: a mutex). */
+    readonly limit: number = 1,
   ) {
     this.arm(backendLock);
   }
@@ -74,6 +76,10 @@ export class LockHandle implements Lock {
 
   get fencingToken(): number {
     return this.backendLock.fencingToken;
+  }
+
+  get permit(): number {
+    return this.backendLock.permit ?? 0;
   }
 
   get expiresAt(): number {

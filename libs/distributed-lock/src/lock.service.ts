@@ -68,6 +68,7 @@ export class LockService {
       return await this.manager.acquire(keys, this.manager.ttlOf(options), {
         wait: 0,
         store: options.store,
+        limit: options.limit,
       });
     } catch (error) {
       if (error instanceof LockBusyError) return null;

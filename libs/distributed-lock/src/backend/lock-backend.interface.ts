@@ -7,8 +7,23 @@ export interface BackendLock {
   readonly deadline: number;
   /** Validity left when the operation returned, in ms. */
   readonly validity: number;
-  /** Strictly increasing per key across every holder. */
+  /** Strictly increasing per key across every holder (per key and permit with a `limit`). */
   readonly fencingToken: number;
+  /**
+   * Which permit (0 … limit − 1) an acquisition with `limit` > 1 took: the lock is held on
+   * `permitKey(key, permit)`. Absent (0) for a mutex and for backends without limit support.
+   */
+  readonly permit?: number;
+}
+
+/** What an acquisition asks of a backend beyond keys and TTL. */
+export interface BackendAcquireOptions {
+  /**
+   * Up to `limit` holders of the key at once (a counting semaphore): take any free one of the
+   * permits `permitKey(key, 0 … limit − 1)`, each locked exactly like a mutex key. Only passed with
+   * one key, and only to a backend whose `limits` is true. @default 1
+   */
+  readonly limit?: number;
 }
 
 /** How much of a backend answers right now. */
@@ -63,12 +78,20 @@ export interface LockBackend {
   /** What the store is called in messages and metrics, e.g. `'redis'`. */
   readonly name: string;
   /**
+   * True when `acquire` honours `options.limit` (and sets `BackendLock.permit`). Without it the
+   * module rejects `limit` > 1 for this store with `InvalidLockArgumentError` before any call.
+   */
+  readonly limits?: boolean;
+  /**
    * Connects what the backend owns; called once at module init, with the replica's identity. Must
    * not throw for an outage.
    */
   connect(context: BackendContext): Promise<void>;
-  /** Takes every key for `ttl` ms (all or none) and issues a fencing token. */
-  acquire(keys: string[], ttl: number): Promise<BackendLock>;
+  /**
+   * Takes every key for `ttl` ms (all or none) and issues a fencing token; with `options.limit` > 1,
+   * one free permit of the (single) key. `extend` / `release` / `discard` then act on that permit.
+   */
+  acquire(keys: string[], ttl: number, options?: BackendAcquireOptions): Promise<BackendLock>;
   /** Sets the lock's TTL to `ttl` ms from now if it is still ours. */
   extend(lock: BackendLock, keys: string[], ttl: number): Promise<BackendLock>;
   /** Deletes the keys where they still hold this lock. */

@@ -5,9 +5,11 @@ import {
   type ICompare,
   type ILeaseKeepAliveResponse,
   type IRequestOp,
+  type ITxnRequest,
   type ITxnResponse,
 } from 'etcd3';
 import type {
+  BackendAcquireOptions,
   BackendContext,
   BackendHealth,
   BackendHeldKey,
@@ -24,6 +26,7 @@ import { EtcdConnection, type CallOptions } from './etcd-connection';
 import { EtcdHealth } from './etcd-health';
 import { EtcdReleaseWaiters } from './etcd-release-waiters';
 import type { ResolvedEtcdOptions } from './resolve-etcd-options';
+import { limitOf, permitKeys } from '../backend/permits';
 
 /** A lock as the etcd backend holds it. @internal */
 interface EtcdLock extends BackendLock {
@@ -70,6 +73,16 @@ function rangeEnd(prefix: Buffer): Buffer {
 }
 const read = (key: string): IRequestOp => ({ request_range: { key: buf(key) } });
 
+/** Which permit a `putFirstAbsent` transaction put (the depth of the nested transaction that succeeded). */
+function permitPut(txn: ITxnResponse): number | undefined {
+  let reply: ITxnResponse | undefined = txn;
+  for (let depth = 0; reply; depth += 1) {
+    if (reply.succeeded) return depth;
+    reply = reply.responses?.[0]?.response_txn;
+  }
+  return undefined;
+}
+
 /**
  * Locks on etcd (docs/ETCD.md): one lease per lock, every key put under it in one transaction that
  * checks each key is absent, and the transaction's revision as the fencing token (strictly increasing
@@ -82,6 +95,8 @@ const read = (key: string): IRequestOp => ({ request_range: { key: buf(key) } })
  */
 export class EtcdLockBackend implements LockBackend {
   readonly name = 'etcd';
+  /** @see LockBackend.limits */
+  readonly limits = true;
   /** This replica's identity, stored after the secret in every lock value (from `connect`). */
   private identity = '';
   private readonly conn: EtcdConnection;
@@ -122,16 +137,34 @@ export class EtcdLockBackend implements LockBackend {
    * @throws LockBusyError when another owner holds one of them
    * @throws LockUnavailableError when etcd did not answer in time, or too little validity was left
    */
-  async acquire(keys: string[], ttl: number): Promise<BackendLock> {
-    const etcdKeys = this.keysOf(keys);
+  async acquire(
+    keys: string[],
+    ttl: number,
+    options?: BackendAcquireOptions,
+  ): Promise<BackendLock> {
+    const limit = limitOf(options);
+    const etcdKeys = this.keysOf(limit > 1 ? permitKeys(keys[0], limit) : keys);
     const value = newLockValue(this.identity);
     const start = performance.now();
     const { lease, seconds } = await this.grant(keys, ttl);
-    const txn = await this.putIfAbsent(keys, etcdKeys, value, lease);
-    const created = this.createdBy(txn, etcdKeys, value, lease);
+    let created: number | null;
+    let held = etcdKeys;
+    let permit: number | undefined;
+    let revision: number;
+    if (limit > 1) {
+      const txn = await this.putFirstAbsent(keys, etcdKeys, value, lease);
+      revision = Number(txn.header.revision);
+      permit = permitPut(txn);
+      created = permit === undefined ? null : revision;
+      if (permit !== undefined) held = [etcdKeys[permit]];
+    } else {
+      const txn = await this.putIfAbsent(keys, etcdKeys, value, lease);
+      revision = Number(txn.header.revision);
+      created = this.createdBy(txn, etcdKeys, value, lease);
+    }
     if (created === null) {
       this.revoke(lease);
-      this.waiters.remember(etcdKeys, Number(txn.header.revision));
+      this.waiters.remember(etcdKeys, revision);
       throw new LockBusyError(keys, Messages.busy(keys));
     }
     const lock: EtcdLock = {
@@ -140,7 +173,8 @@ export class EtcdLockBackend implements LockBackend {
       value,
       lease,
       seconds,
-      etcdKeys,
+      etcdKeys: held,
+      ...(permit === undefined ? {} : { permit }),
     };
     if (lock.validity < minValidity(ttl)) {
       this.discard(lock);
@@ -359,6 +393,35 @@ export class EtcdLockBackend implements LockBackend {
       );
     } catch (error) {
       // It may have been applied (the reply was lost, or came too late): revoking the lease undoes it.
+      this.revoke(lease);
+      throw error;
+    }
+  }
+
+  /**
+   * One transaction for a limited key: put `value` under `lease` on the first absent permit key
+   * (nested transactions: if permit 0 is absent put it, else if permit 1 is absent …). The revision
+   * is the fencing token, as for a mutex. A lost reply that the connection retries may take a second
+   * permit under the same lease: it goes with the lease at release (never another holder's key).
+   */
+  private async putFirstAbsent(
+    keys: string[],
+    etcdKeys: string[],
+    value: string,
+    lease: string,
+  ): Promise<ITxnResponse> {
+    let request: ITxnRequest | undefined;
+    for (let i = etcdKeys.length - 1; i >= 0; i -= 1) {
+      const k = etcdKeys[i];
+      request = {
+        compare: [absent(k)],
+        success: [{ request_put: { key: buf(k), value: buf(value), lease } }],
+        failure: request ? [{ request_txn: request }] : [],
+      };
+    }
+    try {
+      return await this.run(keys, (o) => this.conn.client.kv.txn(request!, o));
+    } catch (error) {
       this.revoke(lease);
       throw error;
     }

@@ -14,8 +14,11 @@ interface Subject {
 
 /** What an event says about a held lock. */
 interface HeldSubject extends Subject {
-  readonly grantedAt: number;
+  readonly grantedAt?: number;
   readonly fencingToken: number;
+  /** The `limit` it was taken with (1: a mutex) and its permit. */
+  readonly limit: number;
+  readonly permit: number;
 }
 
 /**
@@ -27,13 +30,14 @@ export class LockEventEmitter {
   constructor(readonly events: LockEvents) {}
 
   /** A lock was granted, `start` (monotonic) being when the acquisition began. */
-  acquired(subject: Subject, start: number, fencingToken: number): void {
+  acquired(subject: Subject, start: number, lock: HeldSubject): void {
     if (!this.events.observed) return;
     this.events.emit({
       type: 'acquired',
       ...fields(subject),
       durationMs: monotonicNow() - start,
-      fencingToken,
+      fencingToken: lock.fencingToken,
+      ...permitOf(lock),
     });
   }
 
@@ -76,8 +80,9 @@ export class LockEventEmitter {
     if (!this.events.observed) return;
     const base = {
       ...fields(subject),
-      durationMs: monotonicNow() - subject.grantedAt,
+      durationMs: monotonicNow() - (subject.grantedAt ?? monotonicNow()),
       fencingToken: subject.fencingToken,
+      ...permitOf(subject),
     };
     this.events.emit(
       end === 'released' || end === 'left-to-expire'
@@ -94,8 +99,14 @@ export class LockEventEmitter {
       ...fields(subject),
       durationMs,
       fencingToken: subject.fencingToken,
+      ...permitOf(subject),
     });
   }
+}
+
+/** The `permit` field of a limited lock's events (none for a mutex, whose events stay as they were). */
+function permitOf(lock: HeldSubject): { permit?: number } {
+  return lock.limit > 1 ? { permit: lock.permit } : {};
 }
 
 function fields(subject: Subject): {

@@ -35,6 +35,8 @@ export interface LockAcquiredEvent extends LockEventBase {
   readonly type: 'acquired';
   readonly durationMs: number;
   readonly fencingToken: number;
+  /** The permit held (0 … limit − 1), on locks acquired with `limit` > 1 only. */
+  readonly permit?: number;
 }
 
 /** An acquisition gave up because another owner held the lock (after any waiting). */
@@ -56,6 +58,8 @@ export interface LockExtendedEvent extends LockEventBase {
   readonly type: 'extended';
   readonly durationMs: number;
   readonly fencingToken: number;
+  /** The permit held (0 … limit − 1), on locks acquired with `limit` > 1 only. */
+  readonly permit?: number;
 }
 
 /** A held lock was lost. `durationMs`: how long it had been held. */
@@ -64,6 +68,8 @@ export interface LockLostEvent extends LockEventBase {
   readonly reason: LockLostReason;
   readonly durationMs: number;
   readonly fencingToken: number;
+  /** The permit held (0 … limit − 1), on locks acquired with `limit` > 1 only. */
+  readonly permit?: number;
 }
 
 /** The holder let a lock go (deleted, or left to expire for `lockAtLeastFor`). `durationMs`: held. */
@@ -71,6 +77,8 @@ export interface LockReleasedEvent extends LockEventBase {
   readonly type: 'released';
   readonly durationMs: number;
   readonly fencingToken: number;
+  /** The permit held (0 … limit − 1), on locks acquired with `limit` > 1 only. */
+  readonly permit?: number;
 }
 
 /** An `@Exclusive()` invocation did not run. `tick`: the cron fire time (epoch ms) it belonged to. */

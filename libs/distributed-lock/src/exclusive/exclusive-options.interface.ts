@@ -42,6 +42,15 @@ export interface ExclusiveOptions {
    * @default true
    */
   claimTick?: boolean;
+  /**
+   * Up to `limit` invocations at once across all replicas (a counting semaphore; busy when every
+   * permit is taken, then `onBusy` applies). For routes, message handlers and methods; on
+   * `@Cron` / `@Interval` / `@Timeout` handlers a limit above 1 fails `app.init()` (a tick runs once).
+   * An integer from 1 to 100. `LockService.current()?.permit` says which permit the run holds.
+   * @default 1
+   * @example `@Exclusive({ key: 'report-export', limit: 3 })`
+   */
+  limit?: number;
   /** Marks a key shared by several handlers on purpose, which silences the bootstrap warning. */
   sharedKey?: boolean;
   /**

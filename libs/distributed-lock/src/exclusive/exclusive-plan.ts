@@ -2,6 +2,8 @@ import { DistributedLockConfigError } from '../errors/distributed-lock-config.er
 import type { ResolvedLockOptions } from '../options/resolved-options';
 import { resolveRun, type ResolvedRun } from '../options/run-options';
 import { checkBoolean, checkInteger, type ErrorFactory } from '../options/validators';
+import { checkLimit } from '../backend/permits';
+import { Messages } from '../distributed-lock.messages';
 import type { CronMetadata } from './cron-tick';
 import type { ExclusiveMetadata, ExclusiveOptions, OnBusy } from './exclusive-options.interface';
 import { cronMetadata, handlerKind, isScheduled, type HandlerKind } from './handler-kind';
@@ -22,6 +24,8 @@ export interface ExclusivePlan {
   readonly claimCron: CronMetadata | undefined;
   /** The store it locks in (checked against the module's stores at bootstrap). */
   readonly store: string;
+  /** Holders at once (1: a mutex). */
+  readonly limit: number;
 }
 
 /** The error factory for one decorated method: fields read `Class.method @Exclusive <field>`. */
@@ -60,6 +64,7 @@ export function checkExclusiveFields(o: ExclusiveOptions, fail: ErrorFactory): v
   if (o.store !== undefined && (typeof o.store !== 'string' || o.store.length === 0)) {
     throw fail('store', 'must be the name of a store (a non-empty string)');
   }
+  checkLimit(o.limit, fail);
 }
 
 /**
@@ -82,6 +87,8 @@ export function planExclusive(
   const kind = handlerKind(fn);
   const scheduled = isScheduled(kind);
   const onBusy = o.onBusy ?? (scheduled ? 'skip' : 'throw');
+  const limit = checkLimit(o.limit, fail);
+  if (scheduled && limit > 1) throw fail('limit', Messages.limitOnSchedule);
   return {
     where,
     kind,
@@ -91,5 +98,6 @@ export function planExclusive(
     run: resolveRun(o, module, fail),
     claimCron: kind === 'cron' && o.claimTick !== false ? cronMetadata(fn) : undefined,
     store: storeName(o.store, fail),
+    limit,
   };
 }

@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { LockSkipReason } from '../events/lock-event.interface';
 import { LockManager } from '../lock-manager';
-import { planExclusive, type ExclusivePlan } from './exclusive-plan';
+import { Messages } from '../distributed-lock.messages';
+import { exclusiveError, planExclusive, type ExclusivePlan } from './exclusive-plan';
 import type { ExclusiveMetadata } from './exclusive-options.interface';
 import { ExclusiveExplorer } from './exclusive.explorer';
 
@@ -34,6 +35,13 @@ export class ExclusivePlans {
     const plan = planExclusive(meta, fn, this.manager.options, (store, fail) =>
       this.manager.storeName(store, fail),
     );
+    if (plan.limit > 1 && this.manager.backendOf(plan.store).limits !== true) {
+      const backend = this.manager.backendOf(plan.store);
+      throw exclusiveError(plan.where)(
+        'limit',
+        Messages.limitUnsupported(plan.store, backend.name),
+      );
+    }
     this.plans.set(fn, plan);
     return plan;
   }

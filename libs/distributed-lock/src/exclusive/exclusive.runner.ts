@@ -73,7 +73,7 @@ export async function runExclusiveHandler(
     const lock = await manager.acquire(
       keys,
       plan.run.ttl,
-      { wait: plan.wait, store: plan.store },
+      { wait: plan.wait, store: plan.store, limit: plan.limit },
       plan.where,
       committed,
     );

@@ -14,6 +14,15 @@ export interface AcquireOptions {
   /** Backoff between attempts; merged over the module `retry`. */
   retry?: RetryOptions;
   /**
+   * Up to `limit` holders of the key at once, across all replicas (a counting semaphore): busy means
+   * every permit is taken. An integer from 1 to 100, for one key. Callers of one key should agree on
+   * it: with different limits at most the largest one hold it at once (permit 0 is shared with
+   * `limit: 1`). `Lock.permit` says which permit was granted.
+   * @default 1 (a mutex)
+   * @example `locks.runExclusive('report-export', work, { limit: 3 })`
+   */
+  limit?: number;
+  /**
    * The store to lock in: a name from the module's `stores`. An unknown name throws
    * `InvalidLockArgumentError` (`field: 'store'`).
    * @default 'default' (the store of `connections` / `clients` / `backend`)

@@ -12,6 +12,11 @@ export interface Lock {
    */
   readonly fencingToken: number;
   /**
+   * Which permit is held, 0 … limit − 1, when acquired with `limit` (0 for a mutex). Fencing tokens
+   * increase per key and permit, so a resource guarded by a limited key checks them per permit.
+   */
+  readonly permit: number;
+  /**
    * Epoch ms until which the lock is valid: the TTL reduced by the time acquisition (or the last
    * extension) took and by clock drift. Updated by every extension.
    */

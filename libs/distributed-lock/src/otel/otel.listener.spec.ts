@@ -208,6 +208,17 @@ describe('OpenTelemetry listener', () => {
     ]);
   });
 
+  it('puts the permit of a limited lock on its span, never on metrics', async () => {
+    install();
+    const events = hub();
+    events.emit({ ...acquired('export:1'), permit: 2 } as LockEvent);
+    const [span] = spans.getFinishedSpans();
+    expect(span.attributes).toMatchObject({ 'lock.permit': 2 });
+    expect(await points('lock.held')).toEqual([
+      ['{"lock.name":"export","lock.store":"default"}', 1],
+    ]);
+  });
+
   it('an SDK that throws never reaches the lock call: reported once, recording goes on', () => {
     const broken: MeterProvider = {
       getMeter: () =>

@@ -143,7 +143,13 @@ export class OpenTelemetryLockListener {
         const names = this.attributesOf(event);
         this.duration.record(event.durationMs / 1_000, names.acquired);
         this.holding(names, 1);
-        this.span(event.at, event.durationMs, names.acquired);
+        // The permit of a limited lock goes on its span only: as a metric attribute it would
+        // multiply every series by the limit.
+        const attributes =
+          event.permit === undefined
+            ? names.acquired
+            : { ...names.acquired, 'lock.permit': event.permit };
+        this.span(event.at, event.durationMs, attributes);
         return;
       }
       case 'busy': {

@@ -1,4 +1,5 @@
 import type {
+  BackendAcquireOptions,
   BackendContext,
   BackendHealth,
   BackendHeldKey,
@@ -19,6 +20,7 @@ import { OrphanReaper } from './orphan-reaper';
 import { ReleaseListener } from './release-listener';
 import type { ResolvedPostgresOptions } from './resolve-postgres-options';
 import { monotonicNow } from '../utils/clock';
+import { limitOf, permitKeys } from '../backend/permits';
 
 /** A lock as the PostgreSQL backend holds it. @internal */
 interface PostgresLock extends BackendLock {
@@ -49,6 +51,8 @@ const FAILED: LockVotes = { total: 1, quorum: 1, granted: 0, held: 0, failed: 1 
  */
 export class PostgresLockBackend implements LockBackend {
   readonly name = 'postgres';
+  /** @see LockBackend.limits */
+  readonly limits = true;
   /** This replica's identity, stored after the secret in every lock value (from `connect`). */
   private identity = '';
   private readonly executor: PgExecutor;
@@ -101,7 +105,13 @@ export class PostgresLockBackend implements LockBackend {
    * @throws LockUnavailableError when the database did not answer in time, or too little validity was left
    * @throws InvalidLockArgumentError for keys PostgreSQL cannot store (before any I/O)
    */
-  async acquire(keys: string[], ttl: number): Promise<BackendLock> {
+  async acquire(
+    keys: string[],
+    ttl: number,
+    options?: BackendAcquireOptions,
+  ): Promise<BackendLock> {
+    const limit = limitOf(options);
+    if (limit > 1) return this.acquirePermit(keys, ttl, limit);
     const rows = this.rowsOf(keys);
     let owner = newLockValue(this.identity);
     let start = monotonicNow();
@@ -116,6 +126,50 @@ export class PostgresLockBackend implements LockBackend {
     if (token === null) throw new LockBusyError(keys, Messages.busy(keys));
     const lock: PostgresLock = { ...leaseOf(start, ttl), fencingToken: Number(token), owner, rows };
     return granted(lock, keys, ttl, (l) => this.discard(l));
+  }
+
+  /**
+   * Takes the first free of the `limit` permits of `keys[0]` (one statement; a row per permit,
+   * `permitKey(key, i)`). A statement that found a free permit but lost it to a concurrent
+   * acquisition is sent again, at most `limit` times (each loss means another permit was taken).
+   * @throws LockBusyError when every permit is held
+   */
+  private async acquirePermit(keys: string[], ttl: number, limit: number): Promise<BackendLock> {
+    const rows = this.rowsOf(permitKeys(keys[0], limit));
+    let reaped = false;
+    for (let attempt = 0; attempt <= limit; attempt += 1) {
+      const owner = newLockValue(this.identity);
+      const start = monotonicNow();
+      let row: { tried: number | null; token: string | null } | undefined;
+      try {
+        if (!this.prepared) await this.ready();
+        [row] = await this.executor.query<{ tried: number | null; token: string | null }>(
+          this.sql.acquirePermit,
+          [rows, owner, ttl],
+        );
+      } catch (error) {
+        this.reapIfSent(error, owner, rows);
+        throw this.unavailable(keys, error);
+      }
+      if (row?.tried === null || row === undefined) {
+        if (reaped || !this.reaper.covers(rows)) break;
+        // Maybe held by acquisitions of ours given up on during an outage: free them, retry.
+        await this.reaper.reapNow();
+        reaped = true;
+        continue;
+      }
+      if (row.token === null) continue;
+      const permit = row.tried;
+      const lock: PostgresLock = {
+        ...leaseOf(start, ttl),
+        fencingToken: Number(row.token),
+        owner,
+        rows: [rows[permit]],
+        permit,
+      };
+      return granted(lock, keys, ttl, (l) => this.discard(l));
+    }
+    throw new LockBusyError(keys, Messages.busy(keys));
   }
 
   /** One acquisition statement: the fencing token when every row was granted, else null. */

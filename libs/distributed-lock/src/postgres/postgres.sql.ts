@@ -75,6 +75,11 @@ export interface LockStatements {
   readonly acquireOne: string;
   /** $1 keys (sorted), $2 owner, $3 ttl ms → `granted` (int), `token` (text). */
   readonly acquireMany: string;
+  /**
+   * $1 permit keys (in permit order), $2 owner, $3 ttl ms → `tried` (the 0-based permit that looked
+   * free, null when none did) and `token` (text, null when another acquisition took it first).
+   */
+  readonly acquirePermit: string;
   /** $1 key, $2 owner, $3 ttl ms → no row when granted, one row when held (a tick claim). */
   readonly claim: string;
   /** $1 keys, $2 owner, $3 ttl ms → `extended` (int); all or none of the keys. */
@@ -138,6 +143,17 @@ export function lockStatements(names: TableName, channel: string | undefined): L
       `WHERE NOT EXISTS (SELECT 1 FROM taken) ORDER BY k.i ${take} ` +
       'RETURNING t.fencing_token) ' +
       'SELECT count(*)::int AS granted, max(fencing_token)::text AS token FROM granted',
+    // The first permit free in the statement's snapshot, taken as acquireOne takes a key: a
+    // concurrent acquisition that took it first leaves `token` null (the caller tries again).
+    acquirePermit:
+      `WITH free AS (SELECT k.key, k.i FROM unnest($1::text[]) WITH ORDINALITY AS k(key, i) ` +
+      `LEFT JOIN ${t} AS o ON o.key = k.key ` +
+      'WHERE o.key IS NULL OR o.owner IS NULL OR o.expires_at <= now() ORDER BY k.i LIMIT 1), ' +
+      `granted AS (INSERT INTO ${t} AS t (key, owner, fencing_token, expires_at) ` +
+      `SELECT free.key, $2, ${next}, ${expiry} FROM ${durable}, free ${take} ` +
+      'RETURNING t.fencing_token) ' +
+      'SELECT (SELECT i FROM free)::int - 1 AS tried, ' +
+      '(SELECT fencing_token::text FROM granted) AS token',
     // Claims carry token 0 (they need none) and are swept as soon as they expire.
     claim:
       `INSERT INTO ${t} AS t (key, owner, fencing_token, expires_at) ` +

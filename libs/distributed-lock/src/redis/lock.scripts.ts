@@ -101,3 +101,54 @@ end
 if ARGV[2] == '1' then pcall(redis.call, 'PUBLISH', KEYS[1], '') end
 return 1
 `;
+
+/**
+ * A concurrency-limited acquisition's first step on one instance: takes the first free permit key
+ * from permit ARGV[5] (0-based) on, wrapping around, and advances that permit's counter. One
+ * attempt starts at the same permit on every instance, so an uncontended attempt takes the same
+ * permit everywhere; attempts start at random permits, so concurrent ones rarely collide while
+ * several are free, and all meet on the last free one. Keys: the `limit` permit keys, then their
+ * counters. ARGV: value, ttl (ms), limit, the client clock floor (µs), start. Returns
+ * `{permit, counter}` (permit 0-based), or -1 when every permit is held.
+ */
+export const ACQUIRE_PERMIT = `
+local n = tonumber(ARGV[3])
+local first = tonumber(ARGV[5])
+for j = 0, n - 1 do
+  local i = (first + j) % n + 1
+  if redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    local c = tonumber(redis.call('GET', KEYS[n + i]) or '0') + 1
+    local now = tonumber(ARGV[4])
+    if now > c then c = now end
+    redis.call('SET', KEYS[n + i], string.format('%d', c))
+    return {i - 1, c}
+  end
+end
+return -1
+`;
+
+/**
+ * The second step when the first gave no permit a majority: moves this attempt to permit ARGV[3]
+ * (1-based) on one instance. Deletes our value from every other permit key (announcing it with
+ * ARGV[5] = '1'), then takes the chosen one if it is free and advances its counter. Keys: the
+ * `limit` permit keys, then the chosen permit's counter. ARGV: value, ttl, chosen, floor, publish.
+ * Returns the counter, or -1 when another owner holds the chosen permit here.
+ */
+export const TAKE_PERMIT = `
+local s = tonumber(ARGV[3])
+local n = #KEYS - 1
+for i = 1, n do
+  if i ~= s and redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    if ARGV[5] == '1' then pcall(redis.call, 'PUBLISH', KEYS[i], '') end
+  end
+end
+local fence = KEYS[n + 1]
+if redis.call('GET', KEYS[s]) == ARGV[1] then return tonumber(redis.call('GET', fence) or '0') end
+if not redis.call('SET', KEYS[s], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
+local c = tonumber(redis.call('GET', fence) or '0') + 1
+local now = tonumber(ARGV[4])
+if now > c then c = now end
+redis.call('SET', fence, string.format('%d', c))
+return c
+`;

@@ -6,6 +6,7 @@ import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable
 import { argumentError } from '../options/validators';
 import { sleep } from '../utils/backoff';
 import type {
+  BackendAcquireOptions,
   BackendContext,
   BackendHealth,
   BackendHeldKey,
@@ -17,8 +18,19 @@ import type { ResolvedRedisOptions } from './resolve-redis-options';
 import { isCluster, RedisInstances, type LockClient } from './redis-instances';
 import { newLockValue } from '../backend/lock-value';
 import { extended, granted, keyField, leaseOf } from '../backend/validity';
-import { ACQUIRE, EXTEND, FENCE, FORCE_RELEASE, RELEASE } from './lock.scripts';
+import {
+  ACQUIRE,
+  ACQUIRE_PERMIT,
+  EXTEND,
+  FENCE,
+  FORCE_RELEASE,
+  RELEASE,
+  TAKE_PERMIT,
+} from './lock.scripts';
 import { listRedis } from './redis-admin';
+import { limitOf, permitKeys } from '../backend/permits';
+import { toPermitVote, type PermitVote } from './permit-vote';
+import { tryPermit, type PermitEngine } from './redis-permits';
 import { vote, type Tally, type Vote } from './quorum';
 import { checkSameSlot, fenceKeyFor, FENCE_NAMESPACE } from './redis-keys';
 import { ReleaseWaiters } from './release-waiters';
@@ -40,6 +52,8 @@ interface ScriptClient {
   dlockExtend: Script;
   dlockRelease: Script;
   dlockForce: Script;
+  dlockAcquirePermit: Script;
+  dlockTakePermit: Script;
 }
 
 /** What a refusal means for the operation being voted on. */
@@ -55,10 +69,13 @@ const SPLIT_RETRIES = 5;
 const SPLIT_PAUSE_MS = 4;
 
 /** Every script the backend runs. */
-const SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE];
+const SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE, ACQUIRE_PERMIT, TAKE_PERMIT];
 
 /** Most undo releases kept per instance while its connection is down. */
 const MAX_PENDING_UNDO = 10_000;
+
+/** Limited keys whose permit key lists are kept (see `permitKeysOf`). */
+const PERMIT_KEY_CACHE = 1_000;
 
 /** What the instances are called in messages. */
 const NOUN = 'Redis instances';
@@ -73,6 +90,8 @@ const NOUN = 'Redis instances';
  */
 export class RedisLockBackend implements LockBackend {
   readonly name = 'redis';
+  /** @see LockBackend.limits */
+  readonly limits = true;
   /** This replica's identity, stored after the secret in every lock value (from `connect`). */
   private identity = '';
   private readonly instances: RedisInstances;
@@ -99,6 +118,9 @@ export class RedisLockBackend implements LockBackend {
   private readonly cluster: boolean;
   /** `keyPrefix` could make a lock key look like a fencing counter (e.g. `''` and `fence:x`). */
   private readonly prefixMayCollide: boolean;
+  private readonly permitEngine: PermitEngine;
+  /** `limit/key` → the keys of its permits and counters, most recently used last. */
+  private readonly permitKeyCache = new Map<string, { redisKeys: string[]; fenceKeys: string[] }>();
 
   constructor(options: ResolvedRedisOptions) {
     this.instances = new RedisInstances(options, options.logger);
@@ -131,8 +153,13 @@ export class RedisLockBackend implements LockBackend {
       }
       if (typeof c.dlockForce !== 'function')
         client.defineCommand('dlockForce', { lua: FORCE_RELEASE });
+      if (typeof c.dlockAcquirePermit !== 'function') {
+        client.defineCommand('dlockAcquirePermit', { lua: ACQUIRE_PERMIT });
+        client.defineCommand('dlockTakePermit', { lua: TAKE_PERMIT });
+      }
       return c as unknown as ScriptClient;
     });
+    this.permitEngine = this.createPermitEngine();
   }
 
   async connect(context?: BackendContext): Promise<void> {
@@ -208,13 +235,36 @@ export class RedisLockBackend implements LockBackend {
   }
 
   /**
+   * The Redis keys of every permit of `key` and of their counters (as `keysOf`), remembered for
+   * the keys used last: building and checking 2 × limit keys per call cost more than the script.
+   */
+  private permitKeysOf(key: string, limit: number): { redisKeys: string[]; fenceKeys: string[] } {
+    const id = `${limit}/${key}`;
+    let known = this.permitKeyCache.get(id);
+    if (known === undefined) {
+      known = this.keysOf(permitKeys(key, limit));
+      if (this.permitKeyCache.size >= PERMIT_KEY_CACHE) {
+        this.permitKeyCache.delete(this.permitKeyCache.keys().next().value!);
+      }
+    } else this.permitKeyCache.delete(id);
+    this.permitKeyCache.set(id, known);
+    return known;
+  }
+
+  /**
    * Acquires `keys` for `ttl` ms on a majority and issues a fencing token. A vote that nobody won is
    * undone and tried again (see `SPLIT_RETRIES`) before it counts as busy.
    * @throws LockBusyError when a majority answered and another owner holds it
    * @throws LockUnavailableError when no majority answered, or too little validity was left
    * @throws InvalidLockArgumentError when the keys cannot be locked together here (before any I/O)
    */
-  async acquire(keys: string[], ttl: number): Promise<BackendLock> {
+  async acquire(
+    keys: string[],
+    ttl: number,
+    options?: BackendAcquireOptions,
+  ): Promise<BackendLock> {
+    const limit = limitOf(options);
+    if (limit > 1) return this.acquirePermit(keys, ttl, limit);
     const { redisKeys, fenceKeys } = this.keysOf(keys);
     for (let attempt = 0; ; attempt += 1) {
       const outcome = await this.tryOnce(keys, redisKeys, fenceKeys, ttl);
@@ -222,6 +272,73 @@ export class RedisLockBackend implements LockBackend {
       if (attempt >= SPLIT_RETRIES) throw outcome.busy;
       await splitPause(attempt);
     }
+  }
+
+  /**
+   * Takes one of the `limit` permits of `keys[0]` on a majority (redis-permits.ts); split votes are
+   * undone and retried as in `acquire`. Extend and release then act on that permit's key alone.
+   */
+  private async acquirePermit(keys: string[], ttl: number, limit: number): Promise<BackendLock> {
+    const { redisKeys, fenceKeys } = this.permitKeysOf(keys[0], limit);
+    for (let attempt = 0; ; attempt += 1) {
+      const outcome = await tryPermit(this.permitEngine, keys, redisKeys, fenceKeys, ttl);
+      if ('lock' in outcome) return outcome.lock;
+      if (attempt >= SPLIT_RETRIES) throw outcome.split;
+      await splitPause(attempt);
+    }
+  }
+
+  /** What `tryPermit` needs of this backend (built once, in the constructor). */
+  private createPermitEngine(): PermitEngine {
+    return {
+      instances: this.clients.length,
+      driftFactor: this.driftFactor,
+      newValue: () => newLockValue(this.identity),
+      acquireOn: (i, keys, fences, value, ttl, floor, from) =>
+        this.watch.track(
+          i,
+          this.scripted[i].dlockAcquirePermit(
+            2 * keys.length,
+            ...keys,
+            ...fences,
+            value,
+            ttl,
+            keys.length,
+            floor,
+            from,
+          ),
+          toPermitVote,
+          // track() hands back what toPermitVote returned, or a failed vote: a PermitVote either way.
+        ) as Promise<PermitVote>,
+      takeOn: (i, keys, permit, fence, value, ttl, floor) =>
+        this.watch.track(
+          i,
+          this.scripted[i].dlockTakePermit(
+            keys.length + 1,
+            ...keys,
+            fence,
+            value,
+            ttl,
+            permit + 1,
+            floor,
+            this.publish,
+          ),
+          toAcquireVote,
+        ),
+      fence: (key, fence, value, token) =>
+        vote(this.clients.length, (i) =>
+          this.watch.track(
+            i,
+            this.scripted[i].dlockFence(2, key, fence, value, token, 1),
+            toBinaryVote,
+          ),
+        ),
+      undo: (tally, keys, value, until) => this.undo(tally, keys, value, until),
+      releaseOn: (i, keys, value, until) => this.releaseOn(i, keys, value, until),
+      failure: (tally, keys) => this.failure(tally, keys, 'busy'),
+      splitVote: (tally, asks, start) => this.splitVote(tally, asks, start),
+      discard: (lock) => this.discard(lock),
+    };
   }
 
   /**

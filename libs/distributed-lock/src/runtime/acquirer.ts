@@ -1,3 +1,5 @@
+import type { LockBackend } from '../backend/lock-backend.interface';
+import { checkLimit, permitKeys } from '../backend/permits';
 import { Messages } from '../distributed-lock.messages';
 import { LockBusyError } from '../errors/lock-busy.error';
 import { LockUnavailableError } from '../errors/lock-unavailable.error';
@@ -62,13 +64,16 @@ export class Acquirer {
     // With release announcements every waiter wakes on every release and all but one lose the race:
     // counting those as retries gave up 15-50x sooner than polling. Then the retry settings are a
     // time budget (the sum of their delays) instead of a number of attempts.
+    const limit = limitOf(keys, options.limit, store, backend);
+    /** What a waiter wakes on: the release of any permit of a limited key (computed once waiting). */
+    let released: string[] | undefined;
     const budget = wait ?? (backend.waitForRelease === undefined ? undefined : retryBudget(retry));
     const subject = { keys, handler, store };
     const start = monotonicNow();
     for (let attempt = 0; ; attempt += 1) {
       try {
-        const lock = await this.once(request, store);
-        this.emitter.acquired(subject, start, lock.fencingToken);
+        const lock = await this.once(request, store, limit);
+        this.emitter.acquired(subject, start, lock);
         return lock;
       } catch (error) {
         let delay = -1;
@@ -87,13 +92,14 @@ export class Acquirer {
         }
         // Woken by the holder's release announcement when the backend has them; the delay is the
         // fallback (a lost announcement, or a lock that expired instead of being released).
-        await (backend.waitForRelease ? backend.waitForRelease(keys, delay) : sleep(delay));
+        released ??= limit > 1 ? permitKeys(keys[0], limit) : keys;
+        await (backend.waitForRelease ? backend.waitForRelease(released, delay) : sleep(delay));
       }
     }
   }
 
   /** One backend attempt, counted as pending so shutdown waits for it. */
-  private async once(request: AcquireRequest, store: string): Promise<LockHandle> {
+  private async once(request: AcquireRequest, store: string, limit: number): Promise<LockHandle> {
     const { keys, ttl, handler, committed = false } = request;
     if (this.registry.isClosing && !committed) {
       throw new LockUnavailableError(keys, Messages.shuttingDown);
@@ -106,9 +112,10 @@ export class Acquirer {
         backend,
         store,
         keys,
-        await backend.acquire(keys, ttl),
+        await (limit > 1 ? backend.acquire(keys, ttl, { limit }) : backend.acquire(keys, ttl)),
         ttl,
         handler,
+        limit,
       );
       if (this.registry.isClosing && !committed) {
         // Granted after shutdown began: give it back now, while the connections are still open.
@@ -121,6 +128,26 @@ export class Acquirer {
       this.registry.leave();
     }
   }
+}
+
+/**
+ * The `limit` of an acquisition, checked before any store call: an integer from 1 to `MAX_LIMIT`,
+ * above 1 only for one key and on a backend that supports limits.
+ * @throws InvalidLockArgumentError with field `limit`
+ */
+export function limitOf(
+  keys: string[],
+  value: unknown,
+  store: string,
+  backend: LockBackend,
+): number {
+  const limit = checkLimit(value, argumentError);
+  if (limit === 1) return 1;
+  if (keys.length > 1) throw argumentError('limit', Messages.limitManyKeys(limit));
+  if (backend.limits !== true) {
+    throw argumentError('limit', Messages.limitUnsupported(store, backend.name));
+  }
+  return limit;
 }
 
 /** How long the retry settings would wait in all, without jitter: the time budget of a waiter. */

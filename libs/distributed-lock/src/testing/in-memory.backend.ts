@@ -1,4 +1,5 @@
 import type {
+  BackendAcquireOptions,
   BackendContext,
   BackendHeldKey,
   BackendListQuery,
@@ -13,11 +14,14 @@ import { LockUnavailableError } from '../errors/lock-unavailable.error';
 import { argumentError, checkInteger } from '../options/validators';
 import { ReleaseWakeups } from '../backend/release-wakeups';
 import { monotonicNow } from '../utils/clock';
+import { limitOf, permitKeys } from '../backend/permits';
 
 /** A lock as the in-memory store hands it out. */
 interface MemoryLock extends BackendLock {
   /** The holder's identity: entries point at it, so a stale holder never matches a later one. */
   readonly owner: object;
+  /** The stored keys it holds: the keys, or the permit's key of a limited one. */
+  readonly stored: string[];
 }
 
 /** One key in the store. */
@@ -46,6 +50,8 @@ const now = monotonicNow;
 export class InMemoryLockBackend implements LockBackend {
   /** @see LockBackend.name */
   readonly name = 'memory';
+  /** @see LockBackend.limits */
+  readonly limits = true;
   private readonly entries = new Map<string, Entry>();
   private readonly fences = new Map<string, number>();
   private readonly wakeups = new ReleaseWakeups();
@@ -82,22 +88,35 @@ export class InMemoryLockBackend implements LockBackend {
 
   /**
    * Takes every key for `ttl` ms, all or none, and issues a fencing token above every earlier token of
-   * each key.
-   * @throws LockBusyError when another owner holds any of the keys
+   * each key. With `limit` > 1: the first free permit of the key (`permitKey(key, i)`).
+   * @throws LockBusyError when another owner holds any of the keys (every permit, with a limit)
    * @throws LockUnavailableError during a simulated outage
    */
-  acquire(keys: string[], ttl: number): Promise<BackendLock> {
+  acquire(keys: string[], ttl: number, options?: BackendAcquireOptions): Promise<BackendLock> {
+    const limit = limitOf(options);
     return this.op(keys, () => {
-      if (keys.some((key) => this.holder(key) !== undefined)) {
+      let stored = keys;
+      let permit: number | undefined;
+      if (limit > 1) {
+        const slots = permitKeys(keys[0], limit);
+        const free = slots.findIndex((key) => this.holder(key) === undefined);
+        if (free >= 0) {
+          stored = [slots[free]];
+          permit = free;
+        }
+      }
+      if (stored.some((key) => this.holder(key) !== undefined)) {
         throw new LockBusyError(keys, Messages.busy(keys));
       }
       const owner = {};
       const deadline = now() + ttl;
       const lock: MemoryLock = {
         owner,
+        stored,
         deadline,
         validity: ttl,
-        fencingToken: this.grant(keys, owner, deadline),
+        fencingToken: this.grant(stored, owner, deadline),
+        ...(permit === undefined ? {} : { permit }),
       };
       return lock;
     });
@@ -110,12 +129,13 @@ export class InMemoryLockBackend implements LockBackend {
    */
   extend(held: BackendLock, keys: string[], ttl: number): Promise<BackendLock> {
     const lock = held as MemoryLock;
+    const stored = lock.stored ?? keys;
     return this.op(keys, () => {
-      if (!keys.every((key) => this.holder(key) === lock.owner)) {
+      if (!stored.every((key) => this.holder(key) === lock.owner)) {
         throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
       }
       const deadline = now() + ttl;
-      for (const key of keys) this.entries.get(key)!.until = deadline;
+      for (const key of stored) this.entries.get(key)!.until = deadline;
       const extended: MemoryLock = { ...lock, deadline, validity: ttl };
       return extended;
     });
@@ -127,9 +147,11 @@ export class InMemoryLockBackend implements LockBackend {
    * @throws LockUnavailableError during a simulated outage (the lock then expires by its TTL)
    */
   release(held: BackendLock, keys: string[]): Promise<void> {
+    const lock = held as MemoryLock;
+    const stored = lock.stored ?? keys;
     return this.op(keys, () => {
-      const freed = this.free(keys, (held as MemoryLock).owner);
-      if (freed < keys.length) {
+      const freed = this.free(stored, lock.owner);
+      if (freed < stored.length) {
         throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
       }
     });
@@ -137,7 +159,8 @@ export class InMemoryLockBackend implements LockBackend {
 
   /** Like `release`, silently; during a simulated outage it does nothing (the lock expires). */
   discard(held: BackendLock, keys: string[]): void {
-    if (!this.down) this.free(keys, (held as MemoryLock).owner);
+    const lock = held as MemoryLock;
+    if (!this.down) this.free(lock.stored ?? keys, lock.owner);
   }
 
   /**
