@@ -9,6 +9,7 @@
 import 'reflect-metadata';
 import { Test } from '@nestjs/testing';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -25,8 +26,11 @@ const DOC = join(__dirname, '..', 'docs', 'OPERATIONS.md');
 const START = '<!-- bench:start -->';
 const END = '<!-- bench:end -->';
 
+/** One holder's value on every instance (as a lock granted by a majority has). */
+const VALUE = newLockValue('bench-holder');
+
 async function fill(client: Redis): Promise<void> {
-  const value = newLockValue('bench-holder');
+  const value = VALUE;
   for (let from = 0; from < KEYS; from += 5_000) {
     const p = client.pipeline();
     for (let i = from; i < Math.min(KEYS, from + 5_000); i += 1) {
@@ -55,6 +59,41 @@ function probe(locks: LockService): { stop: () => Promise<number[]> } {
       return latencies;
     },
   };
+}
+
+/**
+ * PING in a loop from another process (so the lister's own CPU does not count): how long Redis
+ * itself keeps a client waiting. Resolves with the latencies on `stop()`.
+ */
+function pinger(url: string): { ready: Promise<void>; stop: () => Promise<number[]> } {
+  const code = `
+    const { Redis } = require('ioredis');
+    const c = new Redis(process.env.URL);
+    const l = []; let on = true;
+    process.on('message', async () => { on = false; await done; process.send(l); await c.quit(); });
+    const done = (async () => { while (on) { const t = performance.now(); await c.ping(); l.push(performance.now() - t); } })();
+    c.once('ready', () => process.send('ready'));`;
+  const child = spawn(process.execPath, ['-e', code], {
+    env: { ...process.env, URL: url },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const ready = new Promise<void>((r) => child.once('message', () => r()));
+  return {
+    ready,
+    stop: async () => {
+      await ready;
+      const result = new Promise<number[]>((r) => child.once('message', (m) => r(m as number[])));
+      child.send('stop');
+      return result;
+    },
+  };
+}
+
+/** The largest value (no spread: the arrays are too long for it). */
+function maxOf(values: number[]): number {
+  let max = -Infinity;
+  for (const v of values) if (v > max) max = v;
+  return max;
 }
 
 async function usecPerCall(clients: Redis[], command: string): Promise<number> {
@@ -87,61 +126,87 @@ async function main(): Promise<void> {
       `filled ${KEYS} held keys on each of 3 instances in ${Math.round(performance.now() - t0)} ms`,
     );
 
-    const alone: number[] = [];
-    const duringList: number[] = [];
-    const duringKeys: number[] = [];
+    type Phase = 'alone' | 'list' | 'keys';
+    const phases: Phase[] = ['alone', 'list', 'keys'];
+    const probeMs: Record<Phase, number[]> = { alone: [], list: [], keys: [] };
+    const pingMs: Record<Phase, number[]> = { alone: [], list: [], keys: [] };
     const listMs: number[] = [];
     const keysMs: number[] = [];
     const limitedMs: number[] = [];
     let listed = 0;
-    for (const c of inspect) await c.config('RESETSTAT');
+    for (const c of inspect) {
+      await c.config('RESETSTAT');
+      await c.config('SET', 'slowlog-log-slower-than', '1000');
+      await c.call('SLOWLOG', 'RESET');
+    }
     for (let r = 0; r < ROUNDS; r += 1) {
-      let p = probe(locks);
-      await new Promise((res) => setTimeout(res, 1_500));
-      alone.push(...(await p.stop()));
-
-      p = probe(locks);
-      let t = performance.now();
-      listed = (await admin.list({ limit: KEYS })).length;
-      listMs.push(performance.now() - t);
-      duringList.push(...(await p.stop()));
-
-      p = probe(locks);
-      t = performance.now();
-      await Promise.all(inspect.map((c) => c.keys('lock:*')));
-      keysMs.push(performance.now() - t);
-      duringKeys.push(...(await p.stop()));
-
-      t = performance.now();
+      for (const phase of phases) {
+        const ping = pinger(fleet.urls[0]);
+        await ping.ready;
+        await new Promise((res) => setTimeout(res, 100));
+        const p = probe(locks);
+        const t = performance.now();
+        if (phase === 'alone') await new Promise((res) => setTimeout(res, 1_500));
+        else if (phase === 'list') {
+          listed = (await admin.list({ limit: KEYS })).length;
+          listMs.push(performance.now() - t);
+        } else {
+          await Promise.all(inspect.map((c) => c.keys('lock:*')));
+          keysMs.push(performance.now() - t);
+        }
+        for (const v of await p.stop()) probeMs[phase].push(v);
+        for (const v of await ping.stop()) pingMs[phase].push(v);
+      }
+      const t = performance.now();
       await admin.list({ limit: 100 });
       limitedMs.push(performance.now() - t);
     }
     const scanUs = await usecPerCall(inspect, 'scan');
+    const evalUs = await usecPerCall(inspect, 'eval');
     const keysUs = await usecPerCall(inspect, 'keys');
+    /** The longest single SCAN / EVAL / KEYS each instance logged (SLOWLOG, µs). */
+    const longest: Record<string, number> = { scan: 0, eval: 0, keys: 0 };
+    for (const c of inspect) {
+      const log = (await c.call('SLOWLOG', 'GET', '1000')) as Array<
+        [number, number, number, string[]]
+      >;
+      for (const [, , us, args] of log) {
+        const name = String(args[0]).toLowerCase();
+        if (name in longest) longest[name] = Math.max(longest[name], us);
+      }
+      await c.config('SET', 'slowlog-log-slower-than', '10000');
+    }
     const row = (name: string, l: number[]) =>
-      `| ${name} | ${l.length} | ${quantile(l, 0.5).toFixed(2)} | ${quantile(l, 0.99).toFixed(2)} | ${Math.max(...l).toFixed(1)} |`;
+      `| ${name} | ${l.length} | ${quantile(l, 0.5).toFixed(2)} | ${quantile(l, 0.99).toFixed(2)} | ${maxOf(l).toFixed(1)} |`;
     const median = (l: number[]) => quantile(l, 0.5);
+    const ms = (us: number) => (us === 0 ? '< 1' : (us / 1000).toFixed(1));
     const lines = [
       START,
       `Measured by \`npm run bench:admin\` (${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, ` +
         `load ${loadavg()[0].toFixed(1)}, redis-server on loopback): ${KEYS.toLocaleString('en')} held keys on each of ` +
-        `3 instances, ${ROUNDS} rounds. A probe acquires and releases a lock in a loop on the same instances.`,
+        `3 instances, ${ROUNDS} rounds. While each operation runs, another process PINGs instance 1 in a loop ` +
+        "(how long Redis keeps a client waiting), and the lister's own app acquires and releases a lock in a loop.",
       '',
-      '| probe (acquire + release) | runs | p50 ms | p99 ms | max ms |',
+      '| PING from another process, while … | runs | p50 ms | p99 ms | max ms |',
       '|---|---|---|---|---|',
-      row('alone', alone),
-      row('while `list({ limit: 100000 })` runs (SCAN)', duringList),
-      row('while `KEYS lock:*` runs on each instance', duringKeys),
+      row('nothing else runs', pingMs.alone),
+      row('`list({ limit: 100000 })` (SCAN, keys read by scripts of 200)', pingMs.list),
+      row('`KEYS lock:*` on each instance (reference)', pingMs.keys),
       '',
-      '| operation | median ms | Redis time per call |',
-      '|---|---|---|',
-      `| \`list({ limit: ${KEYS} })\`: ${listed.toLocaleString('en')} locks | ${median(listMs).toFixed(0)} | SCAN ${scanUs.toFixed(0)} µs |`,
-      `| \`list({ limit: 100 })\` (stops early) | ${median(limitedMs).toFixed(1)} | SCAN ${scanUs.toFixed(0)} µs |`,
-      `| \`KEYS lock:*\` on 3 instances (reference, never used) | ${median(keysMs).toFixed(0)} | KEYS ${(keysUs / 1000).toFixed(1)} ms |`,
+      "| acquire + release in the lister's app, while … | runs | p50 ms | p99 ms | max ms |",
+      '|---|---|---|---|---|',
+      row('nothing else runs', probeMs.alone),
+      row('`list({ limit: 100000 })`', probeMs.list),
+      row('`KEYS lock:*` on each instance', probeMs.keys),
       '',
-      `Probe max latency while listing: ${Math.max(...duringList).toFixed(1)} ms vs ${Math.max(...duringKeys).toFixed(1)} ms ` +
-        `under KEYS (ratio ${(Math.max(...duringKeys) / Math.max(...duringList)).toFixed(1)}x); p99 ratio list/alone ` +
-        `${(quantile(duringList, 0.99) / quantile(alone, 0.99)).toFixed(2)}.`,
+      '| operation | median ms | Redis: mean per call | Redis: longest call (SLOWLOG) |',
+      '|---|---|---|---|',
+      `| \`list({ limit: ${KEYS} })\`: ${listed.toLocaleString('en')} locks | ${median(listMs).toFixed(0)} | SCAN ${scanUs.toFixed(0)} µs, script ${evalUs.toFixed(0)} µs | SCAN ${ms(longest.scan)} ms, script ${ms(longest.eval)} ms |`,
+      `| \`list({ limit: 100 })\` (stops early) | ${median(limitedMs).toFixed(1)} | | |`,
+      `| \`KEYS lock:*\` on 3 instances (never used) | ${median(keysMs).toFixed(0)} | KEYS ${(keysUs / 1000).toFixed(1)} ms | KEYS ${ms(longest.keys)} ms |`,
+      '',
+      `PING max while listing ${maxOf(pingMs.list).toFixed(1)} ms vs ${maxOf(pingMs.keys).toFixed(1)} ms under KEYS; ` +
+        `PING p99 list / alone ${(quantile(pingMs.list, 0.99) / quantile(pingMs.alone, 0.99)).toFixed(2)}.`,
       END,
     ];
     const section = lines.join('\n');

@@ -152,3 +152,23 @@ if now > c then c = now end
 redis.call('SET', fence, string.format('%d', c))
 return c
 `;
+
+/**
+ * Reads what `LockAdmin.list()` needs of one SCAN step's keys in one call: KEYS come in pairs (lock
+ * key, its fencing counter); returns value, PTTL and counter per pair (false where absent, or where
+ * the key is not a string). Bounded by the SCAN step's size, so it blocks Redis about as long as
+ * that SCAN call did.
+ */
+export const READ_HELD = `
+local out = {}
+for i = 1, #KEYS, 2 do
+  local ok, value = pcall(redis.call, 'GET', KEYS[i])
+  if not ok then value = false end
+  out[#out + 1] = value
+  out[#out + 1] = redis.call('PTTL', KEYS[i])
+  local fok, fence = pcall(redis.call, 'GET', KEYS[i + 1])
+  if not fok then fence = false end
+  out[#out + 1] = fence
+end
+return out
+`;
