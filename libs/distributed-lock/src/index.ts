@@ -27,6 +27,7 @@ export {
   type BackendContext,
   type BackendHealth,
   type BackendHeldKey,
+  type BackendHolder,
   type BackendListQuery,
   type BackendLock,
 } from './backend/lock-backend.interface';

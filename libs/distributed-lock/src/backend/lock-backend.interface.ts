@@ -24,6 +24,23 @@ export interface BackendAcquireOptions {
    * one key, and only to a backend whose `limits` is true. @default 1
    */
   readonly limit?: number;
+  /**
+   * Epoch ms to store beside the holder's identity in the same write that takes the key (a
+   * leadership's `since`), read back by `inspect`. Never part of what proves ownership.
+   */
+  readonly since?: number;
+}
+
+/** Who holds one key now, as `inspect` reads it (never the lock value). */
+export interface BackendHolder {
+  /** The holder's identity stored beside the lock (`''` when it has none). */
+  readonly identity: string;
+  /** The fencing token of the holder's acquisition. */
+  readonly fencingToken: number;
+  /** The epoch ms stored with the acquisition (`BackendAcquireOptions.since`); 0 when none was. */
+  readonly since: number;
+  /** Epoch ms until which the key is held. */
+  readonly expiresAt: number;
 }
 
 /** How much of a backend answers right now. */
@@ -127,6 +144,13 @@ export interface LockBackend {
    * @throws LockUnavailableError when the store could not answer (no majority)
    */
   forceRelease?(key: string): Promise<boolean>;
+  /**
+   * Optional (for `LockService.leader()`): who holds `key` (as stored, without `keyPrefix`) now,
+   * read without taking it; `null` when nobody does. On a store with several instances the holder
+   * is the value a majority holds.
+   * @throws LockUnavailableError when the store could not answer (no majority)
+   */
+  inspect?(key: string): Promise<BackendHolder | null>;
   /** Closes what the backend owns (never what the user lent it). */
   close(): Promise<void>;
 }

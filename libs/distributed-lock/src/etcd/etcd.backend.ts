@@ -13,11 +13,12 @@ import type {
   BackendContext,
   BackendHealth,
   BackendHeldKey,
+  BackendHolder,
   BackendListQuery,
   BackendLock,
   LockBackend,
 } from '../backend/lock-backend.interface';
-import { holderOf, newLockValue } from '../backend/lock-value';
+import { holderOf, newLockValue, sinceOf } from '../backend/lock-value';
 import { Messages } from '../distributed-lock.messages';
 import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
@@ -144,7 +145,7 @@ export class EtcdLockBackend implements LockBackend {
   ): Promise<BackendLock> {
     const limit = limitOf(options);
     const etcdKeys = this.keysOf(limit > 1 ? permitKeys(keys[0], limit) : keys);
-    const value = newLockValue(this.identity);
+    const value = newLockValue(this.identity, options?.since);
     const start = performance.now();
     const { lease, seconds } = await this.grant(keys, ttl);
     let created: number | null;
@@ -319,6 +320,33 @@ export class EtcdLockBackend implements LockBackend {
       });
     }
     return found;
+  }
+
+  /**
+   * Who holds `key` now: one linearizable read of the key, then its lease's remaining TTL. The
+   * fencing token is the key's create revision, as `acquire` issued it.
+   * @throws LockUnavailableError when etcd did not answer in time
+   */
+  async inspect(key: string): Promise<BackendHolder | null> {
+    const [etcdKey] = this.keysOf([key]);
+    const reply = await this.run([key], (o) =>
+      this.conn.client.kv.range({ key: buf(etcdKey) }, o),
+    );
+    const kv = reply.kvs?.[0];
+    if (kv === undefined || !kv.lease || kv.lease === '0') return null;
+    const now = Date.now();
+    const lease = await this.run([key], (o) =>
+      this.conn.client.leaseClient.leaseTimeToLive({ ID: kv.lease }, o),
+    );
+    const seconds = Number(lease.TTL);
+    if (!(seconds >= 0)) return null;
+    const value = kv.value.toString();
+    return {
+      identity: holderOf(value),
+      since: sinceOf(value),
+      fencingToken: Number(kv.create_revision),
+      expiresAt: now + seconds * 1000,
+    };
   }
 
   /**

@@ -3,6 +3,7 @@ import type {
   BackendContext,
   BackendHealth,
   BackendHeldKey,
+  BackendHolder,
   BackendListQuery,
   BackendLock,
   LockBackend,
@@ -12,7 +13,7 @@ import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
 import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable.error';
 import { argumentError } from '../options/validators';
-import { holderOf, newLockValue } from '../backend/lock-value';
+import { holderOf, newLockValue, sinceOf } from '../backend/lock-value';
 import { extended, granted, keyField, leaseOf } from '../backend/validity';
 import { PgExecutor, PgFailure } from './postgres-executor';
 import { lockStatements, quoteIdentifier, type LockStatements } from './postgres.sql';
@@ -113,13 +114,14 @@ export class PostgresLockBackend implements LockBackend {
     const limit = limitOf(options);
     if (limit > 1) return this.acquirePermit(keys, ttl, limit);
     const rows = this.rowsOf(keys);
-    let owner = newLockValue(this.identity);
+    const since = options?.since;
+    let owner = newLockValue(this.identity, since);
     let start = monotonicNow();
     let token = await this.take(keys, rows, owner, ttl);
     if (token === null && this.reaper.covers(rows)) {
       // Maybe held by an acquisition of ours that we gave up on during an outage: free it, retry.
       await this.reaper.reapNow();
-      owner = newLockValue(this.identity);
+      owner = newLockValue(this.identity, since);
       start = monotonicNow();
       token = await this.take(keys, rows, owner, ttl);
     }
@@ -322,6 +324,30 @@ export class PostgresLockBackend implements LockBackend {
       }));
     } catch (error) {
       throw this.unavailable([query.prefix], error);
+    }
+  }
+
+  /**
+   * Who holds `key` now (one primary-key read; the expiry is the database clock's).
+   * @throws LockUnavailableError when the database did not answer in time
+   */
+  async inspect(key: string): Promise<BackendHolder | null> {
+    const [row] = this.rowsOf([key]);
+    try {
+      if (!this.prepared) await this.ready();
+      const [held] = await this.executor.query<{ owner: string; token: string; expires: number }>(
+        this.sql.inspect,
+        [row],
+      );
+      if (held === undefined) return null;
+      return {
+        identity: holderOf(held.owner),
+        since: sinceOf(held.owner),
+        fencingToken: Number(held.token),
+        expiresAt: Math.floor(Number(held.expires)),
+      };
+    } catch (error) {
+      throw this.unavailable([key], error);
     }
   }
 

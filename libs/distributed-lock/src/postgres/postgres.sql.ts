@@ -102,6 +102,8 @@ export interface LockStatements {
    * token from the sequence (claims keep 0), so every later token is above the stale holder's.
    */
   readonly forceRelease: string;
+  /** $1 key → `owner`, `token` (text), `expires` (epoch ms, float) of its holder now; no row when free. */
+  readonly inspect: string;
 }
 
 /**
@@ -185,6 +187,10 @@ export function lockStatements(names: TableName, channel: string | undefined): L
       `(extract(epoch FROM expires_at) * 1000)::float8 AS expires FROM ${t} ` +
       'WHERE key >= $1 AND left(key, char_length($1)) = $1 AND owner IS NOT NULL ' +
       'AND expires_at > now() ORDER BY key LIMIT $2',
+    inspect:
+      `SELECT owner, fencing_token::text AS token, ` +
+      `(extract(epoch FROM expires_at) * 1000)::float8 AS expires FROM ${t} ` +
+      'WHERE key = $1 AND owner IS NOT NULL AND expires_at > now()',
     forceRelease:
       `WITH freed AS (UPDATE ${t} AS t SET owner = NULL, expires_at = now(), fencing_token = ` +
       `CASE WHEN t.fencing_token = 0 THEN 0 ELSE ${next} END ` +

@@ -16,8 +16,8 @@ const SCAN_COUNT = 1_000;
  */
 const READ_CHUNK = 200;
 
-/** A stored lock value (`<32 hex>` or `<32 hex>/<identity>`): anything else under the prefix is not ours. */
-const LOCK_VALUE = /^[0-9a-f]{32}(?:\/|$)/;
+/** A stored lock value (`<32 hex>`, optionally `@<since>`, optionally `/<identity>`): anything else under the prefix is not ours. */
+const LOCK_VALUE = /^[0-9a-f]{32}(?:[@/]|$)/;
 
 /** What one instance holds for one key. */
 interface Seen {

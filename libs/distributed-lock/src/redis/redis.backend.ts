@@ -10,6 +10,7 @@ import type {
   BackendContext,
   BackendHealth,
   BackendHeldKey,
+  BackendHolder,
   BackendListQuery,
   BackendLock,
   LockBackend,
@@ -28,6 +29,7 @@ import {
   TAKE_PERMIT,
 } from './lock.scripts';
 import { listRedis } from './redis-admin';
+import { inspectRedis } from './redis-inspect';
 import { limitOf, permitKeys } from '../backend/permits';
 import { toPermitVote, type PermitVote } from './permit-vote';
 import { tryPermit, type PermitEngine } from './redis-permits';
@@ -267,7 +269,7 @@ export class RedisLockBackend implements LockBackend {
     if (limit > 1) return this.acquirePermit(keys, ttl, limit);
     const { redisKeys, fenceKeys } = this.keysOf(keys);
     for (let attempt = 0; ; attempt += 1) {
-      const outcome = await this.tryOnce(keys, redisKeys, fenceKeys, ttl);
+      const outcome = await this.tryOnce(keys, redisKeys, fenceKeys, ttl, options?.since);
       if (!(outcome instanceof SplitVote)) return outcome;
       if (attempt >= SPLIT_RETRIES) throw outcome.busy;
       await splitPause(attempt);
@@ -451,6 +453,13 @@ export class RedisLockBackend implements LockBackend {
     );
   }
 
+  /** Who holds `key` on a majority, read in one round trip (see redis-inspect.ts). */
+  inspect(key: string): Promise<BackendHolder | null> {
+    const { redisKeys, fenceKeys } = this.keysOf([key]);
+    const ctx = { clients: this.clients, timeoutMs: this.commandTimeout };
+    return inspectRedis(ctx, key, redisKeys[0], fenceKeys[0]);
+  }
+
   /**
    * Frees `key` on every instance whoever holds it, advancing its fencing counter in the same script
    * (FORCE_RELEASE), and announces the release to waiters.
@@ -495,9 +504,10 @@ export class RedisLockBackend implements LockBackend {
     redisKeys: string[],
     fenceKeys: string[],
     ttl: number,
+    since?: number,
   ): Promise<RedisLock | SplitVote> {
     const start = monotonicNow();
-    const value = newLockValue(this.identity);
+    const value = newLockValue(this.identity, since);
     const n = keys.length;
     // The client clock in microseconds floors the counters (see lock.scripts.ts); one value for
     // every instance of this attempt.

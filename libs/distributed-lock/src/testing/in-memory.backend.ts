@@ -2,6 +2,7 @@ import type {
   BackendAcquireOptions,
   BackendContext,
   BackendHeldKey,
+  BackendHolder,
   BackendListQuery,
   BackendHealth,
   BackendLock,
@@ -29,6 +30,8 @@ interface Entry {
   readonly owner: object;
   /** Who took it (the taking replica's identity; `'elsewhere'` for `holdElsewhere`). */
   readonly identity: string;
+  /** The epoch ms stored with the acquisition (`BackendAcquireOptions.since`), 0 when none. */
+  readonly since: number;
   /** Monotonic expiry (`monotonicNow()`); `Infinity` for a key held elsewhere without a TTL. */
   until: number;
 }
@@ -115,7 +118,7 @@ export class InMemoryLockBackend implements LockBackend {
         stored,
         deadline,
         validity: ttl,
-        fencingToken: this.grant(stored, owner, deadline),
+        fencingToken: this.grant(stored, owner, deadline, this.identity, options?.since),
         ...(permit === undefined ? {} : { permit }),
       };
       return lock;
@@ -171,7 +174,7 @@ export class InMemoryLockBackend implements LockBackend {
   claim(key: string, ttl: number): Promise<boolean> {
     return this.op([key], () => {
       if (this.holder(key) !== undefined) return false;
-      this.entries.set(key, { owner: {}, identity: this.identity, until: now() + ttl });
+      this.entries.set(key, { owner: {}, identity: this.identity, since: 0, until: now() + ttl });
       return true;
     });
   }
@@ -251,6 +254,27 @@ export class InMemoryLockBackend implements LockBackend {
   }
 
   /**
+   * Who holds `key` now (this app, `holdElsewhere`, a tick claim), or `null`.
+   * @throws LockUnavailableError during a simulated outage
+   */
+  inspect(key: string): Promise<BackendHolder | null> {
+    return this.op([key], () => {
+      if (this.holder(key) === undefined) return null;
+      const entry = this.entries.get(key)!;
+      const holder: BackendHolder = {
+        identity: entry.identity,
+        since: entry.since,
+        fencingToken: this.fences.get(key) ?? 0,
+        expiresAt:
+          entry.until === Infinity
+            ? Number.MAX_SAFE_INTEGER
+            : Math.floor(Date.now() + entry.until - now()),
+      };
+      return holder;
+    });
+  }
+
+  /**
    * Frees `key` whoever holds it and advances its fencing counter in the same step: the stale
    * holder's extend and release find it lost, and the next token is higher than its own.
    * @returns true when the key was held
@@ -286,13 +310,19 @@ export class InMemoryLockBackend implements LockBackend {
   }
 
   /** Stores the keys for `owner` and returns a token above every earlier token of each key. */
-  private grant(keys: string[], owner: object, until: number, identity = this.identity): number {
+  private grant(
+    keys: string[],
+    owner: object,
+    until: number,
+    identity = this.identity,
+    since = 0,
+  ): number {
     let token = 0;
     for (const key of keys) token = Math.max(token, this.fences.get(key) ?? 0);
     token += 1;
     for (const key of keys) {
       this.fences.set(key, token);
-      this.entries.set(key, { owner, identity, until });
+      this.entries.set(key, { owner, identity, since, until });
     }
     return token;
   }
