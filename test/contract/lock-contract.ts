@@ -9,11 +9,13 @@ import type {
 } from './contract-context';
 import { adminContract } from './admin.contract';
 import { exclusiveContract } from './exclusive.contract';
+import { leaderContract } from './leader.contract';
 import { limitsContract } from './limits.contract';
 import { lockServiceContract } from './lock-service.contract';
 
 export type { ContractLockOptions, LockContractHarness } from './contract-context';
 export { limitsContract } from './limits.contract';
+export { leaderContract } from './leader.contract';
 
 /** A group of contract tests (`lockServiceContract`, `exclusiveContract`, `limitsContract`, ...). */
 export type ContractSuite = (ctx: ContractContext) => void;
@@ -24,6 +26,7 @@ export const FULL_CONTRACT: readonly ContractSuite[] = [
   exclusiveContract,
   limitsContract,
   adminContract,
+  leaderContract,
 ];
 
 /**

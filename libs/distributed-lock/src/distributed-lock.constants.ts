@@ -15,3 +15,9 @@ export const MIN_EXTEND_WINDOW_MS = 100;
 
 /** The name of the store configured by `connections` / `clients` / `backend` (others are `stores`). */
 export const DEFAULT_STORE = 'default';
+
+/** Metadata key under which `@Leader()` stores its options on the method. */
+export const LEADER_METADATA = 'distributed-lock:leader';
+
+/** Metadata key (on the class) of `@Leader()` misuses found when it was applied. */
+export const LEADER_MISUSE_METADATA = 'distributed-lock:leader-misuse';

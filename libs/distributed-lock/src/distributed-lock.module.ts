@@ -6,6 +6,7 @@ import { LockAdmin } from './admin/lock-admin';
 import { ExclusiveScheduler } from './exclusive/exclusive-scheduler';
 import { ExclusiveExplorer } from './exclusive/exclusive.explorer';
 import { ExclusivePlans } from './exclusive/exclusive-plans';
+import { LeaderExplorer } from './leader/leader.explorer';
 import { LockManager } from './lock-manager';
 import { LockService } from './lock.service';
 
@@ -33,6 +34,7 @@ import { LockService } from './lock.service';
     ExclusiveScheduler,
     ExclusiveExplorer,
     ExclusivePlans,
+    LeaderExplorer,
   ],
   // LockManager and ExclusivePlans are exported for the decorators' property injection in other
   // modules (and the testing kit); they are not part of the package's public API (not in index.ts).

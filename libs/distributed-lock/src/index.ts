@@ -8,6 +8,14 @@ export type {
   ListHeldOptions,
 } from './admin/held-lock.interface';
 export { Exclusive } from './exclusive/exclusive.decorator';
+export { Leader } from './leader/leader.decorator';
+export type {
+  LeadOptions,
+  LeaderInfo,
+  LeaderInfoOptions,
+  LeaderOptions,
+  Leadership,
+} from './leader/leader.interface';
 export {
   ExclusiveScheduler,
   type ExclusiveCronOptions,
@@ -42,8 +50,10 @@ export {
   type LockVotes,
 } from './errors';
 export type {
+  LeaderStepDownReason,
   LockAcquiredEvent,
   LockBusyEvent,
+  LockElectedEvent,
   LockEvent,
   LockEventBase,
   LockExtendedEvent,
@@ -53,6 +63,7 @@ export type {
   LockReleasedEvent,
   LockSkippedEvent,
   LockSkipReason,
+  LockSteppedDownEvent,
   LockUnavailableEvent,
 } from './events/lock-event.interface';
 export type {

@@ -57,6 +57,8 @@ export class LockHandle implements Lock {
     readonly handler?: string,
     /** The `limit` it was acquired with (1: a mutex). */
     readonly limit: number = 1,
+    /** The epoch ms stored beside the lock when it was taken (a leadership's `since`), if any. */
+    readonly since?: number,
   ) {
     this.arm(backendLock);
   }

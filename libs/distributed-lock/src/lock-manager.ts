@@ -15,7 +15,7 @@ import type { LockEnd, LockHandle, LockHandleOwner } from './lock-handle';
 import type { ResolvedLockOptions } from './options/resolved-options';
 import type { ResolvedRun } from './options/run-options';
 import { argumentError, checkTtl, type ErrorFactory } from './options/validators';
-import { Acquirer } from './runtime/acquirer';
+import { Acquirer, type AcquireRequest } from './runtime/acquirer';
 import { LockRegistry } from './runtime/lock-registry';
 import { StoreRegistry } from './runtime/store-registry';
 import { WorkRunner } from './runtime/work-runner';
@@ -127,6 +127,11 @@ export class LockManager
     committed = false,
   ): Promise<LockHandle> {
     return this.acquirer.acquire({ keys, ttl, options, handler, committed });
+  }
+
+  /** Acquires as {@link acquire}, with every field of the request (e.g. `stamp` for a leadership). */
+  acquireWith(request: AcquireRequest): Promise<LockHandle> {
+    return this.acquirer.acquire(request);
   }
 
   /**

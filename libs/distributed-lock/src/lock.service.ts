@@ -8,6 +8,13 @@ import type {
   RunOptions,
 } from './interfaces/acquire-options.interface';
 import type { Lock } from './interfaces/lock.interface';
+import { lead, leaderOf } from './leader/lead';
+import type {
+  LeadOptions,
+  LeaderInfo,
+  LeaderInfoOptions,
+  Leadership,
+} from './leader/leader.interface';
 import { LockManager } from './lock-manager';
 import { resolveRun } from './options/run-options';
 import { argumentError } from './options/validators';
@@ -102,6 +109,39 @@ export class LockService {
   async isLocked(key: string, options: IsLockedOptions = {}): Promise<boolean> {
     const [only] = normalizeKeys(key);
     return this.manager.backendOf(this.manager.storeName(options.store)).isLocked(only);
+  }
+
+  /**
+   * Campaigns for the leader election `name` and resolves once this replica leads it (waiting as
+   * `options.wait`, else the module's retry settings, allow). The leadership is extended until you
+   * call `resign()` or it is lost (`signal` aborts with `'lost'`, before the lease can expire); at
+   * shutdown `signal` aborts with `'shutdown'` and you have `shutdownTimeout` to resign.
+   *
+   * @example
+   * ```ts
+   * const leadership = await locks.lead('billing-export', { wait: 5_000 });
+   * try {
+   *   while (!leadership.signal.aborted) await exportBatch(leadership.term);
+   * } finally {
+   *   await leadership.resign();
+   * }
+   * ```
+   * @throws LockBusyError when another replica still leads after `wait`
+   * @throws LockUnavailableError when the store could not decide
+   * @throws InvalidLockArgumentError naming the field (`name`, `ttl`, `wait`, `store`), before any store call
+   */
+  lead(name: string, options: LeadOptions = {}): Promise<Leadership> {
+    return lead(this.manager, name, options);
+  }
+
+  /**
+   * Who leads the election `name` now (`identity`, `term`, `since`), read from the store without
+   * campaigning; `null` when nobody does.
+   * @throws LockUnavailableError when the store could not answer
+   * @throws InvalidLockArgumentError for a bad name or an unknown `store`
+   */
+  leader(name: string, options: LeaderInfoOptions = {}): Promise<LeaderInfo | null> {
+    return leaderOf(this.manager, name, options);
   }
 
   /** The lock of the `runExclusive` / `@Exclusive()` call this code runs inside, if any. */

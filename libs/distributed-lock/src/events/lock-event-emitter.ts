@@ -2,7 +2,7 @@ import { LockBusyError } from '../errors/lock-busy.error';
 import { LockUnavailableError } from '../errors/lock-unavailable.error';
 import type { LockEnd } from '../lock-handle';
 import { monotonicNow } from '../utils/clock';
-import type { LockSkipReason } from './lock-event.interface';
+import type { LeaderStepDownReason, LockSkipReason } from './lock-event.interface';
 import type { LockEvents } from './lock-events';
 
 /** What an event says about the lock it is about. */
@@ -89,6 +89,24 @@ export class LockEventEmitter {
         ? { type: 'released', ...base }
         : { type: 'lost', reason: end, ...base },
     );
+  }
+
+  /** This replica was elected leader (`subject.keys`: the election's name). */
+  elected(subject: Subject, term: number, since: number): void {
+    if (!this.events.observed) return;
+    this.events.emit({ type: 'elected', ...fields(subject), term, since });
+  }
+
+  /** This replica's leadership ended, `began` (monotonic) being when it was elected. */
+  steppedDown(subject: Subject, term: number, reason: LeaderStepDownReason, began: number): void {
+    if (!this.events.observed) return;
+    this.events.emit({
+      type: 'stepped-down',
+      ...fields(subject),
+      term,
+      reason,
+      durationMs: monotonicNow() - began,
+    });
   }
 
   /** A held lock was extended; `durationMs` is how long the extension took. */

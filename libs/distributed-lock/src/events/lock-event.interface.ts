@@ -18,6 +18,15 @@ export type LockSkipReason =
   /** The backend could not decide (no majority answered): fail closed. Scheduled handlers only. */
   | 'unavailable';
 
+/** Why a leadership ended (`Leadership.signal.reason`, the `'stepped-down'` event's `reason`). */
+export type LeaderStepDownReason =
+  /** The leader let go: `resign()`, or its `@Leader` method returned or threw. */
+  | 'resigned'
+  /** The lease could not be kept (store unreachable, extension refused, paused past the deadline). */
+  | 'lost'
+  /** The application is shutting down. */
+  | 'shutdown';
+
 /** Fields every lock event has. */
 export interface LockEventBase {
   /** The keys as the caller passed them (without `keyPrefix`). */
@@ -103,6 +112,29 @@ export interface LockForceReleasedEvent extends LockEventBase {
 }
 
 /**
+ * This replica became leader of the election `keys[0]` (its name). `handler`: the `@Leader` method
+ * (`'Class.method'`), absent for `LockService.lead()`.
+ */
+export interface LockElectedEvent extends LockEventBase {
+  readonly type: 'elected';
+  /** The leadership's term: the fencing token of its acquisition. */
+  readonly term: number;
+  /** When the leadership began (epoch ms), as `Leadership.since` and `LeaderInfo.since`. */
+  readonly since: number;
+}
+
+/**
+ * This replica's leadership of `keys[0]` ended; exactly once per term, always after its `'elected'`.
+ * `durationMs`: how long it led.
+ */
+export interface LockSteppedDownEvent extends LockEventBase {
+  readonly type: 'stepped-down';
+  readonly term: number;
+  readonly reason: LeaderStepDownReason;
+  readonly durationMs: number;
+}
+
+/**
  * What `LockService.events` emits: one event per outcome, discriminated by `type`. Every acquired
  * lock ends with exactly one `released` or `lost` event. Never carries the lock value.
  */
@@ -114,4 +146,6 @@ export type LockEvent =
   | LockLostEvent
   | LockReleasedEvent
   | LockSkippedEvent
-  | LockForceReleasedEvent;
+  | LockForceReleasedEvent
+  | LockElectedEvent
+  | LockSteppedDownEvent;

@@ -72,6 +72,13 @@ function logEvent(logger: LoggerService, e: LockEvent): void {
     case 'force-released':
       logger.warn(Messages.forceReleasedLog(key, e.store, e.reason));
       return;
+    case 'elected':
+      logger.log(Messages.leaderElected(e.handler ?? 'lead()', key, e.term));
+      return;
+    case 'stepped-down':
+      if (e.reason === 'lost') logger.warn(Messages.leaderSteppedDown(key, e.term, e.reason));
+      else logger.debug?.(Messages.leaderSteppedDown(key, e.term, e.reason));
+      return;
     default:
       return;
   }

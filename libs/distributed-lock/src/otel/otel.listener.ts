@@ -3,6 +3,7 @@ import type {
   Counter,
   Histogram,
   MeterProvider,
+  ObservableGauge,
   ObservableCallback,
   ObservableUpDownCounter,
   Tracer,
@@ -97,6 +98,12 @@ export class OpenTelemetryLockListener {
   private lost!: Counter;
   private skipped!: Counter;
   private tracer!: Tracer;
+  private leader: ObservableGauge | undefined;
+  /** Per leader election (store and name): its attributes and 1 while this replica leads it. */
+  private readonly leading = new Map<string, { attributes: Attributes; value: number }>();
+  private readonly observeLeader: ObservableCallback = (result) => {
+    for (const { attributes, value } of this.leading.values()) result.observe(value, attributes);
+  };
   private readonly names = new Map<string, NameAttributes>();
   /** Names with locks held now that are not in `names` (past the cache bound). */
   private readonly uncachedHeld = new Map<string, NameAttributes>();
@@ -176,6 +183,10 @@ export class OpenTelemetryLockListener {
       case 'skipped':
         this.skipped.add(1, this.attributesOf(event).skippedFor(event.reason));
         return;
+      case 'elected':
+      case 'stepped-down':
+        this.leads(event.keys[0], event.store, event.type === 'elected' ? 1 : 0);
+        return;
       case 'extended':
       case 'force-released':
         // Nothing to record: the holder's own 'lost' / 'released' event settles `lock.held`.
@@ -204,6 +215,17 @@ export class OpenTelemetryLockListener {
       if (this.names.size < MAX_CACHED_NAMES) this.names.set(key, attributes);
     }
     return attributes;
+  }
+
+  /** Sets the `lock.leader` value of election `name` (its names are few: one per election). */
+  private leads(name: string, store: string, value: number): void {
+    const key = `${store}\u0000${name}`;
+    const known = this.leading.get(key);
+    if (known) known.value = value;
+    else {
+      const attributes = Object.freeze({ 'lock.name': name, 'lock.store': store });
+      this.leading.set(key, { attributes, value });
+    }
   }
 
   private holding(names: NameAttributes, change: 1 | -1): void {
@@ -251,6 +273,12 @@ export class OpenTelemetryLockListener {
         description: 'Locks this process holds.',
       });
       this.held.addCallback(this.observeHeld);
+      this.leader?.removeCallback(this.observeLeader);
+      this.leader = meter.createObservableGauge('lock.leader', {
+        unit: '{leader}',
+        description: '1 while this replica leads the election lock.name, 0 once it stepped down.',
+      });
+      this.leader.addCallback(this.observeLeader);
       this.lost = meter.createCounter('lock.lost', {
         unit: '{lock}',
         description: 'Held locks that stopped being ours before their holder released them.',

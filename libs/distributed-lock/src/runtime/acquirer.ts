@@ -27,6 +27,11 @@ export interface AcquireRequest {
    * every other replica skips the tick.
    */
   readonly committed?: boolean;
+  /**
+   * Store each attempt's epoch ms beside the lock, in the same write (a leadership's `since`, read
+   * back by `LockService.leader()`); the granted handle's `since` is that attempt's.
+   */
+  readonly stamp?: boolean;
 }
 
 /**
@@ -100,22 +105,26 @@ export class Acquirer {
 
   /** One backend attempt, counted as pending so shutdown waits for it. */
   private async once(request: AcquireRequest, store: string, limit: number): Promise<LockHandle> {
-    const { keys, ttl, handler, committed = false } = request;
+    const { keys, ttl, handler, committed = false, stamp = false } = request;
     if (this.registry.isClosing && !committed) {
       throw new LockUnavailableError(keys, Messages.shuttingDown);
     }
     const backend = this.stores.backendOf(store);
     this.registry.enter();
     try {
+      const since = stamp ? Date.now() : undefined;
+      // Plain mutexes keep the call without options (the hot path).
+      const extra = limit > 1 || since !== undefined ? { limit, since } : undefined;
       const handle = new LockHandle(
         this.owner,
         backend,
         store,
         keys,
-        await (limit > 1 ? backend.acquire(keys, ttl, { limit }) : backend.acquire(keys, ttl)),
+        await (extra ? backend.acquire(keys, ttl, extra) : backend.acquire(keys, ttl)),
         ttl,
         handler,
         limit,
+        since,
       );
       if (this.registry.isClosing && !committed) {
         // Granted after shutdown began: give it back now, while the connections are still open.
