@@ -4,7 +4,7 @@
  * every WRITE_EVERY_MS ms to the records Redis through a fenced write (FENCED_RECORD: accepted only
  * when its term is >= the highest term written so far; a stale term counts in `rejected`), checking
  * `leadership.signal` before each write as users are told to. With IGNORE_SIGNAL=1 it never checks
- * (the broken leader the checker must catch). Env: BACKEND (redis | postgres | etcd), REDIS_URLS,
+ * and never stops writing (the broken leader the checker must catch). Env: BACKEND (redis | postgres | etcd), REDIS_URLS,
  * PG_URL, ETCD_HOSTS, RECORDS_URL, NAME (the election), TTL, REPLICA (its identity), SHUTDOWN_MS.
  */
 import 'reflect-metadata';
@@ -20,12 +20,16 @@ import {
 import { postgresBackend } from '@app/distributed-lock/postgres';
 import { etcdBackend } from '@app/distributed-lock/etcd';
 
-/** KEYS: highest term, record list, rejected counter. ARGV: term, record. 1 accepted, 0 rejected. */
+/**
+ * KEYS: highest term, record list, rejected counter, rejected records. ARGV: term, record.
+ * 1 accepted, 0 rejected.
+ */
 export const FENCED_RECORD = `
 local hi = tonumber(redis.call('GET', KEYS[1]) or '0')
 local t = tonumber(ARGV[1])
 if t < hi then
   redis.call('INCR', KEYS[3])
+  redis.call('RPUSH', KEYS[4], ARGV[2])
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1])
@@ -49,14 +53,14 @@ class Worker {
       const record = JSON.stringify({ who: replica, term: leadership.term, at: Date.now() });
       await records.eval(
         FENCED_RECORD,
-        3,
+        4,
         `${name}:hi`,
         `${name}:records`,
         `${name}:rejected`,
+        `${name}:rejected-records`,
         leadership.term,
         record,
       );
-      if (ignoreSignal && leadership.signal.aborted) return;
       await sleep(every);
     }
   }
