@@ -9,6 +9,7 @@ import { AuditService } from './audit/audit.service';
 import { LockEventsListener } from './audit/lock-events.listener';
 import { HealthController } from './health/health.controller';
 import { OrdersController } from './orders/orders.controller';
+import { OutboxRelayService } from './outbox/outbox-relay.service';
 import { PaymentsService } from './orders/payments.service';
 import { TasksService } from './tasks/tasks.service';
 import { TenantJobsService } from './tasks/tenant-jobs.service';
@@ -52,6 +53,13 @@ export function lockOptions(): DistributedLockModuleOptions {
     DistributedLockHealthModule,
   ],
   controllers: [OrdersController, HealthController],
-  providers: [AuditService, LockEventsListener, TasksService, TenantJobsService, PaymentsService],
+  providers: [
+    AuditService,
+    LockEventsListener,
+    TasksService,
+    TenantJobsService,
+    PaymentsService,
+    OutboxRelayService,
+  ],
 })
 export class AppModule {}

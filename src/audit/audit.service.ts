@@ -2,6 +2,14 @@ import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { LockEvent } from '@app/distributed-lock';
 import { Redis } from 'ioredis';
 
+/** KEYS: highest term relayed, the log. ARGV: term, log entry. 1 when accepted, 0 for a stale term. */
+const FENCED_RELAY = `
+local hi = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) < hi then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 1`;
+
 /**
  * Where the example app's jobs write what they did (a stand-in for your database). It uses its own
  * Redis connection, separate from the lock module's. `npm run demo` reads these keys to check that
@@ -72,6 +80,24 @@ export class AuditService implements OnApplicationShutdown {
       );
     }
     await tx.exec();
+  }
+
+  /**
+   * Relays one outbox batch as the leader of term `term`, fenced: the write is accepted only when
+   * `term` is at least the highest term that relayed so far (`WHERE term >= $term` in SQL), so a
+   * stale leader that resumed late can never relay after its successor. True when accepted.
+   */
+  async relayBatch(term: number): Promise<boolean> {
+    const accepted = await this.redis.eval(
+      FENCED_RELAY,
+      2,
+      'demo:outbox:term',
+      'demo:log',
+      term,
+      this.logEntry('outbox-relay', `term ${term}`),
+    );
+    if (accepted === 1) await this.redis.hincrby(`demo:runs:${this.replica}`, 'outbox-relay', 1);
+    return accepted === 1;
   }
 
   async onApplicationShutdown(): Promise<void> {
