@@ -33,7 +33,7 @@ export class OutboxRelayService {
         await leadership.resign();
         return;
       }
-      await sleep(500, leadership.signal);
+      await sleep(2_000, leadership.signal);
     }
     this.logger.log(`stopped leading outbox-relay (${String(leadership.signal.reason)})`);
   }

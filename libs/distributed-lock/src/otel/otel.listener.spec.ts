@@ -241,6 +241,21 @@ describe('OpenTelemetry listener', () => {
     ]);
   });
 
+  it('lock.leader is 1 while this replica leads an election, 0 once it stepped down', async () => {
+    install();
+    const events = hub();
+    const base = { keys: ['outbox'], at: Date.now(), store: 'default', handler: 'Relay.run' };
+    expect(await points('lock.leader')).toEqual([]);
+    events.emit({ type: 'elected', ...base, term: 7, since: Date.now() });
+    expect(await points('lock.leader')).toEqual([
+      ['{"lock.name":"outbox","lock.store":"default"}', 1],
+    ]);
+    events.emit({ type: 'stepped-down', ...base, term: 7, reason: 'resigned', durationMs: 5 });
+    expect(await points('lock.leader')).toEqual([
+      ['{"lock.name":"outbox","lock.store":"default"}', 0],
+    ]);
+  });
+
   it('released, lost and skipped events: held back to 0, lost and skipped counted by reason', async () => {
     install();
     const events = hub();

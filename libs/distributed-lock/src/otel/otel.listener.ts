@@ -274,11 +274,16 @@ export class OpenTelemetryLockListener {
       });
       this.held.addCallback(this.observeHeld);
       this.leader?.removeCallback(this.observeLeader);
-      this.leader = meter.createObservableGauge('lock.leader', {
-        unit: '{leader}',
-        description: '1 while this replica leads the election lock.name, 0 once it stepped down.',
-      });
-      this.leader.addCallback(this.observeLeader);
+      // A meter without gauges (a partial SDK or a stub) only loses `lock.leader`.
+      this.leader =
+        typeof meter.createObservableGauge === 'function'
+          ? meter.createObservableGauge('lock.leader', {
+              unit: '{leader}',
+              description:
+                '1 while this replica leads the election lock.name, 0 once it stepped down.',
+            })
+          : undefined;
+      this.leader?.addCallback(this.observeLeader);
       this.lost = meter.createCounter('lock.lost', {
         unit: '{lock}',
         description: 'Held locks that stopped being ours before their holder released them.',
