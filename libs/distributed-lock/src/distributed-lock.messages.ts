@@ -147,9 +147,16 @@ export const Messages = {
   schedulerTimeZone: (value: string) =>
     `must be an IANA time zone name (e.g. 'Europe/Berlin'), got ${value}`,
   jobFailed: (name: string, message: string) => `job ${name} failed: ${message}`,
-  redisInspectUnavailable: (key: string, answered: number, quorum: number, total: number, reason: string) =>
+  redisInspectUnavailable: (
+    key: string,
+    answered: number,
+    quorum: number,
+    total: number,
+    reason: string,
+  ) =>
     `reading who holds ${key} needs a majority of Redis instances: ${answered} of ${total} answered (${quorum} required)${reason ? `; first error: ${reason}` : ''}`,
-  leaderName: (value: string) => `must be a non-empty string (the leader election's name), got ${value}`,
+  leaderName: (value: string) =>
+    `must be a non-empty string (the leader election's name), got ${value}`,
   leaderTwice: '@Leader() may be applied once per method',
   leaderMethodsOnly: '@Leader() applies to methods only',
   leaderUnsupported: (store: string, backend: string) =>
@@ -158,7 +165,8 @@ export const Messages = {
     `leader election ${name}: the store issued term ${term}, beyond 2^53 (not exact as a JS number); refusing the leadership`,
   leaderFailed: (handler: string, message: string) =>
     `@Leader ${handler} failed: ${message}; resigned, campaigning again after a pause`,
-  leaderReturned: (handler: string) => `@Leader ${handler} returned; resigned, campaigning again after a pause`,
+  leaderReturned: (handler: string) =>
+    `@Leader ${handler} returned; resigned, campaigning again after a pause`,
   leaderElected: (handler: string, name: string, term: number) =>
     `${handler} elected leader of ${name} (term ${term})`,
   leaderSteppedDown: (name: string, term: number, reason: string) =>

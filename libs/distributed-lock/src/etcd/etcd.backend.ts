@@ -329,9 +329,7 @@ export class EtcdLockBackend implements LockBackend {
    */
   async inspect(key: string): Promise<BackendHolder | null> {
     const [etcdKey] = this.keysOf([key]);
-    const reply = await this.run([key], (o) =>
-      this.conn.client.kv.range({ key: buf(etcdKey) }, o),
-    );
+    const reply = await this.run([key], (o) => this.conn.client.kv.range({ key: buf(etcdKey) }, o));
     const kv = reply.kvs?.[0];
     if (kv === undefined || !kv.lease || kv.lease === '0') return null;
     const now = Date.now();
