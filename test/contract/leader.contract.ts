@@ -346,6 +346,41 @@ export function leaderContract(ctx: ContractContext): void {
       expect(downs[0]).toMatchObject({ term: first.term, reason: 'shutdown' });
     }
 
+    it('lead() at shutdown: signal reason shutdown, the holder resigns, a waiting lead() gets it at once', async () => {
+      const name = key('lead-shutdown');
+      const ttl = short(10_000);
+      const holderApp = await harness.compile({}, { identity: 'holder' });
+      await holderApp.init();
+      let closed = false;
+      try {
+        const leadership = await holderApp.get(LockService).lead(name, { ttl });
+        let resignedAt = 0;
+        leadership.signal.addEventListener('abort', () => {
+          // The holder finishes its work, then resigns: shutdown waits for that.
+          void delay(100).then(async () => {
+            resignedAt = Date.now();
+            await leadership.resign();
+          });
+        });
+        const rival = harness.singleReplica ? undefined : await boot({}, { identity: 'rival' });
+        const next = rival?.locks.lead(name, { ttl, wait: ttl });
+        await delay(50);
+        const closing = Date.now();
+        await holderApp.close();
+        closed = true;
+        expect(leadership.signal.reason).toBe('shutdown');
+        expect(resignedAt).toBeGreaterThanOrEqual(closing);
+        if (next === undefined) return;
+        const won = await next;
+        // Released at the resign and announced: far sooner than the 10 s lease.
+        expect(Date.now() - resignedAt).toBeLessThan(ttl / 2);
+        expect(won.term).toBeGreaterThan(leadership.term);
+        await won.resign();
+      } finally {
+        if (!closed) await holderApp.close();
+      }
+    });
+
     it('resigns when the method throws, logs it with the handler name, and never loops hot', async () => {
       const rec = newRecorder();
       const name = key('throws');

@@ -40,7 +40,9 @@ export async function lead(
   return new Promise<Leadership>((resolve, reject) => {
     runTerm(manager, lock, { name, store, run }, async (leadership) => {
       resolve(leadership);
-      await leadership.ended;
+      // At shutdown the holder has `shutdownTimeout` to stop and resign (the runtime's drain waits
+      // for this work, then leaves the lease to expire): as a `@Leader` method has to return.
+      if ((await leadership.ended) === 'shutdown') await leadership.resigned;
     }).catch(reject);
   });
 }

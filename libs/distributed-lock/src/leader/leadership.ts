@@ -32,6 +32,9 @@ export class LeadershipHandle implements Leadership {
   readonly since: number;
   /** Resolves once the leadership ended (with its reason). */
   readonly ended: Promise<LeaderStepDownReason>;
+  /** Resolves once `resign()` was called (what a `lead()` holder's shutdown waits for). */
+  readonly resigned: Promise<void>;
+  private resignCalled!: () => void;
   private readonly controller = new AbortController();
   private reason: LeaderStepDownReason | undefined;
   private finish!: (reason: LeaderStepDownReason) => void;
@@ -51,6 +54,7 @@ export class LeadershipHandle implements Leadership {
     this.term = lock.fencingToken;
     this.since = lock.since ?? Date.now();
     this.ended = new Promise((resolve) => (this.finish = resolve));
+    this.resigned = new Promise((resolve) => (this.resignCalled = resolve));
   }
 
   get signal(): AbortSignal {
@@ -73,6 +77,7 @@ export class LeadershipHandle implements Leadership {
 
   async resign(): Promise<void> {
     this.stepDown('resigned');
+    this.resignCalled();
     // Owner-checked; a failure is logged by the runner when the work ends, never thrown here.
     await this.lock.release().catch(() => undefined);
   }
