@@ -6,6 +6,8 @@ import { LockUnavailableError } from '../errors/lock-unavailable.error';
 import { READ_HELD } from './lock.scripts';
 import { isCluster, type LockClient } from './redis-instances';
 import { fenceKeyFor } from './redis-keys';
+import type { Vote } from './quorum';
+import { sanitize } from './redis-votes';
 
 /** Keys asked for per SCAN call: small steps, so Redis serves other clients between them. */
 const SCAN_COUNT = 1_000;
@@ -189,4 +191,27 @@ export async function listRedis(
     }
   }
   return found;
+}
+
+/**
+ * The outcome of a force release sent to every instance (FORCE_RELEASE's reply: 1 when it held
+ * the key, 0 when not).
+ * @returns true when some instance held the key
+ * @throws LockUnavailableError when fewer than a majority answered
+ * @internal
+ */
+export function forcedOn(key: string, votes: readonly Vote[]): boolean {
+  const total = votes.length;
+  const answered = votes.filter((v) => v.kind === 'for');
+  const quorum = Math.floor(total / 2) + 1;
+  if (answered.length < quorum) {
+    const failed = votes.find((v) => v.kind === 'failed');
+    throw new LockUnavailableError(
+      [key],
+      Messages.forceReleaseUnavailable(key, answered.length, quorum, total),
+      { total, quorum, granted: answered.length, held: 0, failed: total - answered.length },
+      sanitize(failed?.kind === 'failed' ? failed.error : undefined),
+    );
+  }
+  return answered.some((v) => v.kind === 'for' && v.value === 1);
 }
