@@ -152,7 +152,9 @@ describe('etcd backend: a member catching up after a pause', () => {
       await holder.close();
       await cluster.healthy();
     }
-    console.log(`etcd: extend after the key was deleted behind a lagging member: ${outcomes}`);
+    console.log(
+      `etcd: extend after the key was deleted behind a lagging member: ${outcomes.join(', ')}`,
+    );
     expect(outcomes).toEqual(['lost', 'lost', 'lost']);
   });
 });
@@ -216,7 +218,7 @@ describe('etcd backend: an extension to a new TTL whose reply was lost', () => {
     expect([first, pending]).not.toContain(last);
     const gone = async (id: string) =>
       Number((await admin.leaseClient.leaseTimeToLive({ ID: id })).TTL) < 0;
-    expect(await eventually(async () => (await gone(first!)) && (await gone(pending!)), 2_000)).toBe(
+    expect(await eventually(async () => (await gone(first)) && (await gone(pending)), 2_000)).toBe(
       true,
     );
     await lock.release();
@@ -338,12 +340,10 @@ describe('etcd backend: holder-side faults', () => {
     const waiting = await boot(cluster.hosts);
     const k = key('shutdown-waiter');
     const held = await owner.locks.acquire(k, { ttl: 10_000 });
-    const waiter = waiting.locks
-      .acquire(k, { wait: 20_000 })
-      .then(
-        (l) => `acquired ${l.fencingToken}`,
-        (e: Error) => e.constructor.name,
-      );
+    const waiter = waiting.locks.acquire(k, { wait: 20_000 }).then(
+      (l) => `acquired ${l.fencingToken}`,
+      (e: Error) => e.constructor.name,
+    );
     await delay(300); // it found the key held and watches its delete
     const start = performance.now();
     apps.splice(apps.indexOf(waiting), 1);
