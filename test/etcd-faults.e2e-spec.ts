@@ -211,6 +211,33 @@ describe('etcd backend: an extension to a new TTL whose reply was lost', () => {
     expect(released).toBe(runs);
   });
 
+  it('ends the lock at once when a lost move was to a shorter lease than the holder counts on', async () => {
+    const to = await link(cluster.members[0]);
+    const holder = await boot([to.url]);
+    const rival = await boot(cluster.hosts);
+    const k = key('move-shorter');
+    const lock = await holder.locks.acquire(k, { ttl: 5_000 });
+    const signal = lock.signal;
+    to.delayRepliesAfter(`lock:${k}`, COMMAND_TIMEOUT + 300);
+    const outcome = await outcomeOf(lock.extend(1_000));
+    // If the move was applied the keys end with the 1 s lease, long before the holder's 5 s deadline.
+    let takenWhileHeld: number | undefined;
+    const taken = await eventually(async () => {
+      const next = await rival.locks.tryAcquire(k).catch(() => null);
+      if (!next) return false;
+      if (!signal.aborted) takenWhileHeld = lock.expiresAt - Date.now();
+      await next.release();
+      return true;
+    }, 8_000);
+    console.log(
+      `etcd: lost move to a shorter TTL: extend ${outcome}, signal aborted ${signal.aborted}; ` +
+        `a rival took it ${takenWhileHeld === undefined ? 'after the abort' : `with ${takenWhileHeld} ms of the holder's validity left`}`,
+    );
+    expect(taken).toBe(true);
+    expect(outcome).toBe('lost');
+    expect(takenWhileHeld).toBeUndefined();
+  });
+
   it('extends again after the lost reply, onto either lease, and then revokes the leases it left', async () => {
     const to = await link(cluster.members[0]);
     const holder = await boot([to.url]);

@@ -488,10 +488,13 @@ export class EtcdLockBackend implements LockBackend {
    * under one of the lock's leases. Once that is confirmed the old leases are revoked (nothing can
    * put our keys back under them). When the answer is lost the move may have been applied or not:
    * the new lease joins the lock's leases and none is revoked, so the keys stay with the holder
-   * either way; the next extend or release matches whichever holds them.
+   * either way; the next extend or release matches whichever holds them. If the new lease can end
+   * before the deadline the holder counts on (a move to a shorter TTL), the lock is lost at once.
    * @returns the new lease's TTL in seconds
+   * @throws LockLostError when it is not ours any more, or a move to a shorter lease was not confirmed
    */
   private async move(lock: EtcdLock, keys: string[], ttl: number): Promise<number> {
+    const sent = monotonicNow();
     const { lease, seconds } = await this.grant(keys, ttl);
     const puts = lock.etcdKeys.map((k) => ({
       request_put: { key: buf(k), value: buf(lock.value), lease },
@@ -501,6 +504,13 @@ export class EtcdLockBackend implements LockBackend {
       txn = await this.run(keys, (o) => this.conn.client.kv.txn(this.whileOurs(lock, puts), o));
     } catch (error) {
       lock.leases.push({ id: lease, seconds });
+      // etcd starts the lease after we asked for it: it lasts at least this long on our clock.
+      if (leaseOf(sent, seconds * 1000).deadline < lock.deadline) {
+        throw new LockLostError(
+          keys,
+          Messages.lost(keys, 'its move to a shorter etcd lease was not confirmed'),
+        );
+      }
       throw error;
     }
     if (succeededAt(txn) === undefined) {
