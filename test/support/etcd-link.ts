@@ -23,8 +23,7 @@ export class EtcdLink {
   countPattern: string | undefined;
   private partitioned = false;
   private trigger:
-    | { pattern: Buffer; ms: number; mode: 'delay' | 'reset'; onFire?: () => void }
-    | undefined;
+    { pattern: Buffer; ms: number; mode: 'delay' | 'reset'; onFire?: () => void } | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly flushes = new Set<() => void>();
   private readonly server: Server;
