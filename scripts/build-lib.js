@@ -83,7 +83,7 @@ const pkg = {
     '@opentelemetry/api': '^1.4.0',
     etcd3: '^1.1.0',
     ioredis: '^5.0.0 || ^6.0.0',
-    pg: '^8.0.0',
+    pg: '^8.7.0',
     'reflect-metadata': '^0.1.13 || ^0.2.0',
     rxjs: '^7.0.0',
   },
