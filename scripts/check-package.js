@@ -117,7 +117,45 @@ if (problems.length === before)
     `tarball: ${files.length} files, all on the allow-list; maps are ours; exports and bin resolve`,
   );
 
-// 3. publint --strict (warnings fail too) and attw on the packed tarball, every entry point.
+// 3. `sideEffects: false` is true: loading an entry point adds no global, starts no timer, socket
+// or other handle, and prints nothing (each entry in a fresh process). The peers are loaded first,
+// and stdout/stderr opened, so what they do on load (tslib's global helpers, a lazily opened pipe)
+// is not counted against us.
+const probe = `
+  const [entry, ...peers] = JSON.parse(process.argv[1]);
+  for (const peer of peers) { try { require(peer); } catch {} }
+  void process.stdout.isTTY, process.stderr.isTTY;
+  const before = new Set(Object.getOwnPropertyNames(globalThis));
+  const resources = process.getActiveResourcesInfo().length;
+  require(entry);
+  const added = Object.getOwnPropertyNames(globalThis).filter((n) => !before.has(n));
+  const handles = process.getActiveResourcesInfo().slice(resources);
+  if (added.length || handles.length) {
+    console.error('globals added: ' + (added.join(', ') || 'none') + '; handles: ' + (handles.join(', ') || 'none'));
+    process.exit(1);
+  }`;
+const peers = Object.keys(pkg.peerDependencies);
+const entryFiles = Object.entries(pkg.exports)
+  .filter(([subpath]) => subpath !== './package.json')
+  .map(([subpath, target]) => [subpath, join(lib, target.default)]);
+const sideEffects = [];
+for (const [subpath, file] of entryFiles) {
+  try {
+    const out = execFileSync(process.execPath, ['-e', probe, JSON.stringify([file, ...peers])], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: 'pipe',
+    });
+    if (out.trim()) sideEffects.push(`${subpath} printed on import: ${out.trim()}`);
+  } catch (e) {
+    sideEffects.push(`${subpath}: ${(e.stderr || e.message).trim()}`);
+  }
+}
+for (const finding of sideEffects) fail(`import side effect: ${finding}`);
+if (!sideEffects.length)
+  ok(`no import side effects (globals, handles, output): ${entryFiles.map(([s]) => s).join(', ')}`);
+
+// 4. publint --strict (warnings fail too) and attw on the packed tarball, every entry point.
 const run = (bin, args, cwd) => {
   try {
     return {
