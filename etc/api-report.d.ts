@@ -135,6 +135,10 @@ export type HeldLockKind = 'lock' | 'leader' | 'tick-claim';
 // InvalidLockArgumentError
 export declare class InvalidLockArgumentError extends DistributedLockConfigError {
 }
+// IsLockedOptions
+export interface IsLockedOptions {
+    store?: string;
+}
 // ListHeldOptions
 export interface ListHeldOptions {
     prefix?: string;
@@ -395,7 +399,3 @@ export declare const ConfigurableDistributedLockModule: ConfigurableModuleCls<Di
 }>, ASYNC_OPTIONS_TYPE: ConfigurableModuleAsyncOptions<DistributedLockModuleOptions, "create"> & Partial<{
     isGlobal: boolean;
 }>;
-// IsLockedOptions (interfaces/acquire-options.interface)
-export interface IsLockedOptions {
-    store?: string;
-}

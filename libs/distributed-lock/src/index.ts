@@ -58,6 +58,7 @@ export type {
   AcquireOptions,
   DistributedLockLogger,
   DistributedLockModuleOptions,
+  IsLockedOptions,
   Lock,
   RedisConnection,
   RetryOptions,
