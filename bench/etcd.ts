@@ -68,6 +68,12 @@ async function floorLock(client: Etcd3, key: string): Promise<() => Promise<void
       compare: [
         { key: k, target: CompareTarget.Value, result: CompareResult.Equal, value },
         { key: k, target: CompareTarget.Lease, result: CompareResult.Equal, lease },
+        {
+          key: k,
+          target: CompareTarget.Create,
+          result: CompareResult.Equal,
+          create_revision: txn.header.revision,
+        },
       ],
       success: [{ request_delete_range: { key: k } }],
     });

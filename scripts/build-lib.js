@@ -40,12 +40,27 @@ const pkg = {
   description:
     'Distributed locks for NestJS on Redis (Redlock) or PostgreSQL: LockService and @Exclusive() for cron jobs, routes and providers. Fails closed, tells busy from down, releases on shutdown; events, OpenTelemetry, Terminus and a testing kit.',
   license: 'MIT',
+  // Assumed URL: the repository is not published yet; change all three together when it is.
+  repository: {
+    type: 'git',
+    url: 'git+https://github.com/nestjs-distributed-lock/nestjs-distributed-lock.git',
+  },
+  homepage: 'https://github.com/nestjs-distributed-lock/nestjs-distributed-lock#readme',
+  bugs: { url: 'https://github.com/nestjs-distributed-lock/nestjs-distributed-lock/issues' },
+  // CommonJS build (tsc, module commonjs); ESM apps load it through Node's CJS interop.
+  type: 'commonjs',
   main: 'index.js',
   types: 'index.d.ts',
   exports: exportsMap,
   // The operator's CLI (libs/distributed-lock/src/cli): `npx nestjs-distributed-lock list`.
   bin: { 'nestjs-distributed-lock': './cli/main.js' },
-  files: ['**/*.js', '**/*.d.ts', '**/*.js.map', 'README.md', 'CHANGELOG.md'],
+  // No module does work on import: they declare classes and functions (decorators store metadata
+  // when a user's class is defined). The one exception is the CLI's cli/main.js, which runs when
+  // executed as the bin; no entry point imports it and the exports map does not expose it.
+  sideEffects: false,
+  // Our own compiled output with its maps (sources inlined), the docs and the licence; spec files are
+  // excluded by tsconfig.lib.json and scripts/check-package.js fails the build if any get in.
+  files: ['**/*.js', '**/*.d.ts', '**/*.js.map', 'README.md', 'CHANGELOG.md', 'LICENSE'],
   keywords: [
     'nestjs',
     'redis',
@@ -57,7 +72,9 @@ const pkg = {
     'postgres',
     'etcd',
   ],
-  engines: { node: '>=18.18' },
+  // The tested floor: Nest 12 is ESM-only and our CommonJS build loads it through require(esm),
+  // which Node has since 20.19 (and 22.12); CI checks the Node it runs on against this.
+  engines: { node: '>=20.19' },
   peerDependencies: {
     '@nestjs/common': '^10.0.0 || ^11.0.0 || ^12.0.0',
     '@nestjs/core': '^10.0.0 || ^11.0.0 || ^12.0.0',
@@ -66,7 +83,7 @@ const pkg = {
     '@opentelemetry/api': '^1.4.0',
     etcd3: '^1.1.0',
     ioredis: '^5.0.0 || ^6.0.0',
-    pg: '^8.0.0',
+    pg: '^8.7.0',
     'reflect-metadata': '^0.1.13 || ^0.2.0',
     rxjs: '^7.0.0',
   },
@@ -80,7 +97,7 @@ const pkg = {
   },
 };
 writeFileSync(join(out, 'package.json'), JSON.stringify(pkg, null, 2) + '\n');
-for (const f of ['README.md', 'CHANGELOG.md'])
+for (const f of ['README.md', 'CHANGELOG.md', 'LICENSE'])
   if (existsSync(join(root, f))) cpSync(join(root, f), join(out, f));
 console.log(
   `built ${pkg.name}@${pkg.version} in ${out} (subpaths: ${SUBPATHS.join(', ') || 'none'})`,

@@ -36,6 +36,7 @@ import {
   type ReplicaRecord,
 } from './demo/lock-events';
 import { formatObservation, observationChecks, observe } from './demo/observability';
+import { formatOperatorView, operatorChecks, operatorList } from './demo/operator';
 import { renderTimeline, type TimelineNote } from './demo/timeline';
 
 const RUN_MS = Number(process.env.DEMO_MS ?? 20_000);
@@ -75,6 +76,8 @@ interface Stores {
   instances: number;
   /** The lock settings every replica gets (LOCK_BACKEND and REDIS_URLS or DATABASE_URL). */
   env: Record<string, string>;
+  /** The same store for the operator's CLI (`--redis URL,...`, `--postgres URL`, `--etcd HOST,...`). */
+  cliArgs: string[];
   auditUrl: string;
   stop(): Promise<void>;
 }
@@ -88,6 +91,7 @@ async function startStores(backend: Backend): Promise<Stores> {
       label: `Redis, ${urls.length} instance(s) (Redlock), ${fleet ? 'started by the demo' : 'from REDIS_URLS'}: ${urls.join(', ')}`,
       instances: urls.length,
       env: { LOCK_BACKEND: 'redis', REDIS_URLS: urls.join(',') },
+      cliArgs: ['--redis', urls.join(',')],
       auditUrl: urls[0], // the jobs' audit records go to the first
       stop: async () => fleet?.stop(),
     };
@@ -108,6 +112,7 @@ async function startStores(backend: Backend): Promise<Stores> {
         ` (audit records in Redis, ${fleet ? 'started by the demo' : 'from REDIS_URLS'}: ${auditUrl})`,
       instances: 3,
       env: { LOCK_BACKEND: 'etcd', ETCD_HOSTS: cluster.hosts.join(',') },
+      cliArgs: ['--etcd', cluster.hosts.join(',')],
       auditUrl,
       stop: async () => {
         await cluster.stop();
@@ -128,6 +133,7 @@ async function startStores(backend: Backend): Promise<Stores> {
       ` (audit records in Redis, ${fleet ? 'started by the demo' : 'from REDIS_URLS'}: ${auditUrl})`,
     instances: 1,
     env: { LOCK_BACKEND: 'postgres', DATABASE_URL: postgres.connectionString },
+    cliArgs: ['--postgres', postgres.connectionString],
     auditUrl,
     stop: async () => {
       await postgres.stop();
@@ -228,6 +234,8 @@ async function main(): Promise<number> {
     await sleep(RUN_MS * 0.4);
     // What a load balancer and Prometheus see of a live replica, before the replicas stop.
     const observed = await observe(audit, alive[0]);
+    // What an operator sees with the package CLI, against the same store, while the replicas run.
+    const operator = await operatorList(stores.cliArgs, started);
 
     for (const r of alive) {
       r.child.kill('SIGTERM');
@@ -300,6 +308,10 @@ async function main(): Promise<number> {
       `\nHealth and metrics of live replica ${observed.replica} at +${((observed.at - started) / 1000).toFixed(1)} s:\n${formatObservation(observed)}`,
     );
 
+    console.log(
+      `\nHeld locks as an operator sees them (\`nestjs-distributed-lock list\`) at +${operator.at.toFixed(1)} s:\n${formatOperatorView(operator)}`,
+    );
+
     const records = await Promise.all(
       replicas.map((r) =>
         readReplica(audit, {
@@ -320,6 +332,7 @@ async function main(): Promise<number> {
         conflicts: payBefore.conflict + payAfter.conflict,
       }),
       ...observationChecks(observed, stores.instances),
+      ...operatorChecks(operator, NAMES),
     );
 
     console.log('');
@@ -350,7 +363,7 @@ async function main(): Promise<number> {
     );
     console.log(
       ok
-        ? `\nPASS (${backend}): every cron tick in the window ran exactly once (no duplicate, no miss), each order was charged exactly once, the warm-up ran once, each replica's lock events agree with what its jobs recorded, and a live replica's /health and /metrics agree with them.`
+        ? `\nPASS (${backend}): every cron tick in the window ran exactly once (no duplicate, no miss), each order was charged exactly once, the warm-up ran once, each replica's lock events agree with what its jobs recorded, a live replica's /health and /metrics agree with them, and the operator CLI listed held keys of demo replicas only, without lock values.`
         : '\nFAIL: see the lines marked FAIL above.',
     );
     return ok ? 0 : 1;

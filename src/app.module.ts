@@ -28,6 +28,15 @@ export function redisUrls(): string[] {
  * `REDIS_URLS`. Read when the application is created, not when this file is imported.
  */
 export function lockOptions(): DistributedLockModuleOptions {
+  return { ...storeOptions(), identity: identity() };
+}
+
+/** Who this replica is in `LockAdmin.list()` and the CLI: `replica-<REPLICA>:<pid>` when named. */
+function identity(): string | undefined {
+  return process.env.REPLICA ? `replica-${process.env.REPLICA}:${process.pid}` : undefined;
+}
+
+function storeOptions(): DistributedLockModuleOptions {
   const backend = process.env.LOCK_BACKEND ?? 'redis';
   if (backend === 'postgres') {
     const connectionString = process.env.DATABASE_URL;

@@ -104,6 +104,25 @@ export function adminContract(ctx: ContractContext): void {
       expect(seen.filter((e) => e.type === 'force-released')).toHaveLength(1);
     });
 
+    if (harness.fenceCounters) {
+      const fenceCounters = harness.fenceCounters.bind(harness);
+      it('advances the fencing counter in the force release itself, before any later acquisition', async () => {
+        const { holder, admin } = await holderAndOperator();
+        const k = key('fence-advance');
+        const stale = await holder.locks.acquire(k, { ttl: short(10_000) });
+        const before = await fenceCounters(k);
+        expect(before.length).toBeGreaterThan(0);
+        for (const counter of before) expect(counter).toBeGreaterThanOrEqual(stale.fencingToken);
+
+        await expect(admin.forceRelease(k)).resolves.toBe(true);
+        // Read before anyone acquires again: the release alone moved every counter past the stale token.
+        const after = await fenceCounters(k);
+        expect(after).toHaveLength(before.length);
+        for (const counter of after) expect(counter).toBeGreaterThan(stale.fencingToken);
+        await stale.release().catch(() => undefined);
+      });
+    }
+
     it("aborts a running holder's signal at its next auto-extension, and its release never frees the next holder", async () => {
       const { holder, operator, admin } = await holderAndOperator();
       const k = key('running');

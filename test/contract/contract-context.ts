@@ -70,6 +70,13 @@ export interface LockContractHarness {
    * app). Contract tests that need an operator beside the holder then use the holder's own app.
    */
   readonly singleReplica?: boolean;
+  /**
+   * Optional: the store's fencing counter(s) of `key` as stored right now, read behind the library's
+   * back (Redis: `fence:lock:<key>` on every instance; PostgreSQL: the key's row; etcd: the cluster
+   * revision, which every later token exceeds). Lets the admin contract check that a force release
+   * advances the counter itself, before any later acquisition could.
+   */
+  fenceCounters?(key: string): Promise<number[]>;
   /** Optional: after every test (after its apps closed), e.g. forget per-test state. */
   cleanup?(): Promise<void> | void;
 }

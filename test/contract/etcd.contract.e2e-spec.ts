@@ -39,6 +39,11 @@ describeLockContract('etcd', {
   dropKey: async (key) => {
     await admin.delete().key(`lock:${key}`);
   },
+  fenceCounters: async (key) => {
+    // A token is the create revision of the lock's key: every later one exceeds the cluster's revision.
+    const reply = await admin.kv.range({ key: Buffer.from(`lock:${key}`) });
+    return [Number(reply.header.revision)];
+  },
   makeUnavailable: () => {
     cluster.members[0].pause();
     cluster.members[1].pause();

@@ -39,6 +39,13 @@ describeLockContract('postgres', {
   dropKey: async (key) => {
     await admin.query('DELETE FROM distributed_locks WHERE key = $1', [key]);
   },
+  fenceCounters: async (key) => {
+    const { rows } = await admin.query<{ token: string }>(
+      'SELECT fencing_token::text AS token FROM distributed_locks WHERE key = $1',
+      [key],
+    );
+    return rows.map((row) => Number(row.token));
+  },
   makeUnavailable: () => server.pause(),
   restore: () => server.resume(),
 });

@@ -39,6 +39,8 @@ for (const size of [3, 1]) {
     dropKey: async (key) => {
       await Promise.all(inspect.map((client) => client.del(`lock:${key}`)));
     },
+    fenceCounters: async (key) =>
+      Promise.all(inspect.map(async (client) => Number(await client.get(`fence:lock:${key}`)))),
     makeUnavailable: () => {
       // A majority: two of three, or the only one.
       for (const node of fleet.nodes.slice(0, Math.floor(size / 2) + 1)) node.pause();

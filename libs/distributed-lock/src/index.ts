@@ -70,6 +70,7 @@ export type {
   AcquireOptions,
   DistributedLockLogger,
   DistributedLockModuleOptions,
+  IsLockedOptions,
   Lock,
   RedisConnection,
   RetryOptions,

@@ -213,9 +213,11 @@ export class EtcdConnection {
   /**
    * Runs one etcd call with a deadline of `timeout` ms (passed to gRPC, and enforced here too, since
    * a user client's own retry policy may wait between attempts), then checks its response header:
-   * the cluster ID must be the one seen first, and for `ordered` answers (transactions, linearizable
-   * reads, keepalives: all served at the cluster's latest revision) the revision must not be below
-   * the highest one seen before the call was sent.
+   * the cluster ID must be the one seen first, and for `ordered` answers (transactions and
+   * linearizable reads: served at a revision at least as new as any committed before they were
+   * sent) the revision must not be below the highest one seen before the call was sent. Keepalives
+   * and lease TTL reads are not ordered: a member forwards them to the leader but stamps the reply
+   * with its own applied revision, which is behind while it catches up (after a pause, say).
    * @throws EtcdFailure when it failed or did not answer in time
    * @throws EtcdClusterChanged once the cluster changed under us
    */

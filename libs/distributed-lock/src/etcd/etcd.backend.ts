@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import {
   CompareResult,
   CompareTarget,
@@ -19,6 +18,7 @@ import type {
   LockBackend,
 } from '../backend/lock-backend.interface';
 import { holderOf, newLockValue, sinceOf } from '../backend/lock-value';
+import { extended, granted, leaseOf } from '../backend/validity';
 import { Messages } from '../distributed-lock.messages';
 import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
@@ -28,24 +28,31 @@ import { EtcdHealth } from './etcd-health';
 import { EtcdReleaseWaiters } from './etcd-release-waiters';
 import type { ResolvedEtcdOptions } from './resolve-etcd-options';
 import { limitOf, permitKeys } from '../backend/permits';
+import { monotonicNow } from '../utils/clock';
+
+/** A lease a lock's keys may be under. @internal */
+interface HeldLease {
+  /** The lease ID (an int64: kept as a string). */
+  readonly id: string;
+  /** Its TTL as etcd granted it, in whole seconds. */
+  readonly seconds: number;
+}
 
 /** A lock as the etcd backend holds it. @internal */
 interface EtcdLock extends BackendLock {
   /** The random lock value stored in every key (never logged). */
   readonly value: string;
-  /** The lease every key is attached to (an int64: kept as a string). */
-  readonly lease: string;
-  /** The lease's TTL as etcd granted it, in whole seconds. */
-  readonly seconds: number;
+  /**
+   * The leases the keys may be under (all keys are under one of them), oldest first: normally just
+   * one. An extension to a new TTL whose answer was lost adds the new lease, since the move may or
+   * may not have been applied: neither lease is revoked while the holder lives, and the next extend
+   * or release matches either. The one array is shared by every copy of the lock and updated in
+   * place, so the copy a holder keeps after a failed extension knows what that extension left.
+   */
+  readonly leases: HeldLease[];
   /** The etcd keys (`keyPrefix` + key). */
   readonly etcdKeys: string[];
 }
-
-/** The shortest validity an acquisition or extension may return: 5% of the TTL (at least 1 ms). */
-const minValidity = (ttl: number) => Math.max(1, ttl * 0.05);
-
-/** Validity lost to clock drift between etcd's leader and this process (as Redlock: 1% + 2 ms). */
-const drift = (ttl: number) => Math.round(0.01 * ttl) + 2;
 
 const FAILED: LockVotes = { total: 1, quorum: 1, granted: 0, held: 0, failed: 1 };
 
@@ -57,9 +64,11 @@ const is = (key: string, target: CompareTarget, extra: Partial<ICompare>): IComp
   ...extra,
 });
 const absent = (key: string) => is(key, CompareTarget.Create, { create_revision: 0 });
-const ours = (key: string, lock: { value: string; lease: string }): ICompare[] => [
+/** `key` holds this lock under `lease`: our value, the lease, and the create revision we were granted. */
+const ours = (key: string, lock: EtcdLock, lease: string): ICompare[] => [
   is(key, CompareTarget.Value, { value: buf(lock.value) }),
-  is(key, CompareTarget.Lease, { lease: lock.lease }),
+  is(key, CompareTarget.Lease, { lease }),
+  is(key, CompareTarget.Create, { create_revision: String(lock.fencingToken) }),
 ];
 /** The end of the range of every key starting with `prefix` (prefix + 1 on its last byte below 0xff). */
 function rangeEnd(prefix: Buffer): Buffer {
@@ -74,8 +83,11 @@ function rangeEnd(prefix: Buffer): Buffer {
 }
 const read = (key: string): IRequestOp => ({ request_range: { key: buf(key) } });
 
-/** Which permit a `putFirstAbsent` transaction put (the depth of the nested transaction that succeeded). */
-function permitPut(txn: ITxnResponse): number | undefined {
+/**
+ * The depth of the nested transaction that succeeded: which permit a `putFirstAbsent` transaction
+ * put, or which of a lock's leases a {@link EtcdLockBackend} `whileOurs` transaction found the keys under.
+ */
+function succeededAt(txn: ITxnResponse): number | undefined {
   let reply: ITxnResponse | undefined = txn;
   for (let depth = 0; reply; depth += 1) {
     if (reply.succeeded) return depth;
@@ -146,7 +158,7 @@ export class EtcdLockBackend implements LockBackend {
     const limit = limitOf(options);
     const etcdKeys = this.keysOf(limit > 1 ? permitKeys(keys[0], limit) : keys);
     const value = newLockValue(this.identity, options?.since);
-    const start = performance.now();
+    const start = monotonicNow();
     const { lease, seconds } = await this.grant(keys, ttl);
     let created: number | null;
     let held = etcdKeys;
@@ -155,7 +167,7 @@ export class EtcdLockBackend implements LockBackend {
     if (limit > 1) {
       const txn = await this.putFirstAbsent(keys, etcdKeys, value, lease);
       revision = Number(txn.header.revision);
-      permit = permitPut(txn);
+      permit = succeededAt(txn);
       created = permit === undefined ? null : revision;
       if (permit !== undefined) held = [etcdKeys[permit]];
     } else {
@@ -169,22 +181,14 @@ export class EtcdLockBackend implements LockBackend {
       throw new LockBusyError(keys, Messages.busy(keys));
     }
     const lock: EtcdLock = {
-      ...this.measure(start, ttl, seconds),
+      ...leaseOf(start, Math.min(ttl, seconds * 1000)),
       fencingToken: created,
       value,
-      lease,
-      seconds,
+      leases: [{ id: lease, seconds }],
       etcdKeys: held,
       ...(permit === undefined ? {} : { permit }),
     };
-    if (lock.validity < minValidity(ttl)) {
-      this.discard(lock);
-      throw new LockUnavailableError(
-        keys,
-        Messages.lowValidity(keys, Math.floor(lock.validity), ttl),
-      );
-    }
-    return lock;
+    return granted(lock, keys, ttl, (l) => this.discard(l));
   }
 
   /**
@@ -204,34 +208,29 @@ export class EtcdLockBackend implements LockBackend {
 
   /**
    * Keeps the lock for `ttl` ms from now if every key still holds it: one keepalive of its lease and
-   * a transaction that checks the keys, or, for a TTL of another number of seconds, a new lease that
-   * the keys move to in one checked transaction.
+   * a linearizable check of the keys, or, for a TTL of another number of seconds (or while an earlier
+   * move's outcome is unknown), a new lease that the keys move to in one checked transaction.
    * @throws LockLostError when it is not ours any more, or the extension came back too late
    * @throws LockUnavailableError when etcd did not answer in time
    */
   async extend(held: BackendLock, keys: string[], ttl: number): Promise<BackendLock> {
     const lock = held as EtcdLock;
-    const start = performance.now();
+    const start = monotonicNow();
     if (start >= lock.deadline) {
       throw new LockLostError(keys, Messages.lost(keys, 'expired before it could be extended'));
     }
-    const next =
-      Math.ceil(ttl / 1000) === lock.seconds
-        ? await this.renew(lock, keys)
+    const [only, ...others] = lock.leases;
+    const seconds =
+      others.length === 0 && Math.ceil(ttl / 1000) === only.seconds
+        ? await this.renew(lock, only, keys)
         : await this.move(lock, keys, ttl);
-    const extended: EtcdLock = { ...next, ...this.measure(start, ttl, next.seconds) };
-    if (extended.validity < minValidity(ttl)) {
-      this.discard(extended);
-      throw new LockLostError(
-        keys,
-        Messages.lost(keys, Messages.lateExtension(Math.floor(extended.validity), ttl)),
-      );
-    }
-    return extended;
+    const next: EtcdLock = { ...lock, ...leaseOf(start, Math.min(ttl, seconds * 1000)) };
+    return extended(next, keys, ttl, (l) => this.discard(l));
   }
 
   /**
-   * Deletes the keys where they still hold this lock, then revokes its lease.
+   * Deletes the keys where they still hold this lock (under any of its leases), then revokes its
+   * leases.
    * @throws LockLostError when some key no longer held this lock (expired, deleted or taken)
    * @throws LockUnavailableError when etcd did not answer in time
    */
@@ -239,25 +238,26 @@ export class EtcdLockBackend implements LockBackend {
     const lock = held as EtcdLock;
     const txn = await this.run(keys, (o) =>
       this.conn.client.kv.txn(
-        {
-          compare: lock.etcdKeys.flatMap((k) => ours(k, lock)),
-          success: lock.etcdKeys.map((k) => ({ request_delete_range: { key: buf(k) } })),
-        },
+        this.whileOurs(
+          lock,
+          lock.etcdKeys.map((k) => ({ request_delete_range: { key: buf(k) } })),
+        ),
         o,
       ),
     );
-    this.revoke(lock.lease);
-    if (!txn.succeeded) {
+    this.discard(lock);
+    if (succeededAt(txn) === undefined) {
       throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
     }
   }
 
   /**
-   * Frees the lock without waiting or reporting: revoking its lease deletes exactly the keys still
-   * attached to it, which are ours (a key taken by another owner is under that owner's lease).
+   * Frees the lock without waiting or reporting: revoking its leases deletes exactly the keys still
+   * attached to them, which are ours (a key taken by another owner is under that owner's lease).
+   * Called only once the holder is done with the lock (released, lost, or handed back unused).
    */
   discard(held: BackendLock, _keys?: string[]): void {
-    this.revoke((held as EtcdLock).lease);
+    for (const lease of (held as EtcdLock).leases) this.revoke(lease.id);
   }
 
   /** Resolves on the delete of one of `keys` (watched from the failed attempt), or after `timeoutMs`. */
@@ -301,8 +301,11 @@ export class EtcdLockBackend implements LockBackend {
     const left = new Map<string, number>();
     await Promise.all(
       leases.map(async (lease) => {
-        const ttl = await this.run([query.prefix], (o) =>
-          this.conn.client.leaseClient.leaseTimeToLive({ ID: lease }, o),
+        // Answered by the leader, stamped with the asking member's revision: not ordered.
+        const ttl = await this.run(
+          [query.prefix],
+          (o) => this.conn.client.leaseClient.leaseTimeToLive({ ID: lease }, o),
+          false,
         );
         left.set(lease, Number(ttl.TTL));
       }),
@@ -364,17 +367,6 @@ export class EtcdLockBackend implements LockBackend {
 
   private keysOf(keys: string[]): string[] {
     return keys.map((k) => this.keyPrefix + k);
-  }
-
-  /** Validity of a lock of `ttl` ms whose lease of `seconds` was asked for at `start`. */
-  private measure(
-    start: number,
-    ttl: number,
-    seconds: number,
-  ): { deadline: number; validity: number } {
-    const life = Math.min(ttl, seconds * 1000);
-    const deadline = start + life - drift(life);
-    return { deadline, validity: deadline - performance.now() };
   }
 
   /** A lease of `ttl` rounded up to whole seconds; `seconds` is what etcd granted (its minimum may be higher). */
@@ -472,50 +464,89 @@ export class EtcdLockBackend implements LockBackend {
     return mine && found.length === etcdKeys.length ? Number(found[0].create_revision) : null;
   }
 
-  /** Same TTL: one keepalive of the lease, then a transaction checking every key is still ours. */
-  private async renew(lock: EtcdLock, keys: string[]): Promise<EtcdLock> {
-    const alive = await this.run(keys, (o) => this.keepAliveOnce(lock.lease, o));
+  /**
+   * A transaction that runs `ops` if every key of `lock` still holds it under one of its leases
+   * (value, lease and create revision compared; nested transactions, one level per lease, since a
+   * compare cannot say "either"). {@link succeededAt} tells which lease matched.
+   */
+  private whileOurs(lock: EtcdLock, ops: IRequestOp[]): ITxnRequest {
+    let request: ITxnRequest | undefined;
+    for (let i = lock.leases.length - 1; i >= 0; i -= 1) {
+      const lease = lock.leases[i].id;
+      request = {
+        compare: lock.etcdKeys.flatMap((k) => ours(k, lock, lease)),
+        success: ops,
+        failure: request ? [{ request_txn: request }] : [],
+      };
+    }
+    return request!;
+  }
+
+  /**
+   * Same TTL, one lease: one keepalive of the lease, then a transaction that checks every key still
+   * holds our value under that lease with our create revision, and reads the keys. The read makes
+   * etcd serve it linearizably (through the leader's read index): a check with no read in it is
+   * "serializable" and a member catching up answers it from its stale state, where keys deleted
+   * since still exist.
+   * @returns the lease's TTL in seconds
+   */
+  private async renew(lock: EtcdLock, lease: HeldLease, keys: string[]): Promise<number> {
+    // A member forwards the renewal to the leader but stamps the reply with its own (possibly
+    // older) revision: only the cluster ID of a keepalive reply is checked.
+    const alive = await this.run(keys, (o) => this.keepAliveOnce(lease.id, o), false);
     const seconds = Number(alive.TTL);
     if (!(seconds > 0)) {
+      this.discard(lock);
       throw new LockLostError(keys, Messages.lost(keys, 'its etcd lease expired'));
     }
     const check = await this.run(keys, (o) =>
-      this.conn.client.kv.txn({ compare: lock.etcdKeys.flatMap((k) => ours(k, lock)) }, o),
+      this.conn.client.kv.txn(this.whileOurs(lock, lock.etcdKeys.map(read)), o),
     );
-    if (!check.succeeded) {
-      this.revoke(lock.lease);
+    if (succeededAt(check) === undefined) {
+      this.discard(lock);
       throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
     }
-    return { ...lock, seconds: Math.min(seconds, lock.seconds) };
+    return Math.min(seconds, lease.seconds);
   }
 
-  /** Another TTL: a new lease, the keys moved to it if they are still ours, the old lease revoked. */
-  private async move(lock: EtcdLock, keys: string[], ttl: number): Promise<EtcdLock> {
+  /**
+   * Another TTL: a new lease, and one transaction that moves the keys to it if they are still ours
+   * under one of the lock's leases. Once that is confirmed the old leases are revoked (nothing can
+   * put our keys back under them). When the answer is lost the move may have been applied or not:
+   * the new lease joins the lock's leases and none is revoked, so the keys stay with the holder
+   * either way; the next extend or release matches whichever holds them. If the new lease can end
+   * before the deadline the holder counts on (a move to a shorter TTL), the lock is lost at once.
+   * @returns the new lease's TTL in seconds
+   * @throws LockLostError when it is not ours any more, or a move to a shorter lease was not confirmed
+   */
+  private async move(lock: EtcdLock, keys: string[], ttl: number): Promise<number> {
+    const sent = monotonicNow();
     const { lease, seconds } = await this.grant(keys, ttl);
+    const puts = lock.etcdKeys.map((k) => ({
+      request_put: { key: buf(k), value: buf(lock.value), lease },
+    }));
     let txn: ITxnResponse;
     try {
-      txn = await this.run(keys, (o) =>
-        this.conn.client.kv.txn(
-          {
-            compare: lock.etcdKeys.flatMap((k) => ours(k, lock)),
-            success: lock.etcdKeys.map((k) => ({
-              request_put: { key: buf(k), value: buf(lock.value), lease },
-            })),
-          },
-          o,
-        ),
-      );
+      txn = await this.run(keys, (o) => this.conn.client.kv.txn(this.whileOurs(lock, puts), o));
     } catch (error) {
-      // Applied or not, the keys are under one of the two leases: keep neither beyond its TTL.
-      this.revoke(lease);
+      lock.leases.push({ id: lease, seconds });
+      // etcd starts the lease after we asked for it: it lasts at least this long on our clock.
+      if (leaseOf(sent, seconds * 1000).deadline < lock.deadline) {
+        throw new LockLostError(
+          keys,
+          Messages.lost(keys, 'its move to a shorter etcd lease was not confirmed'),
+        );
+      }
       throw error;
     }
-    this.revoke(lock.lease);
-    if (!txn.succeeded) {
+    if (succeededAt(txn) === undefined) {
       this.revoke(lease);
+      this.discard(lock);
       throw new LockLostError(keys, Messages.lost(keys, 'no longer held by this owner'));
     }
-    return { ...lock, lease, seconds };
+    const old = lock.leases.splice(0, lock.leases.length, { id: lease, seconds });
+    for (const l of old) this.revoke(l.id);
+    return seconds;
   }
 
   /** One keepalive on its own stream (etcd has no unary keepalive), ended after the answer. */
@@ -553,13 +584,17 @@ export class EtcdLockBackend implements LockBackend {
       .catch(() => undefined);
   }
 
-  /** Runs one etcd call; its failure is a `LockUnavailableError` for `keys` (fail closed). */
+  /**
+   * Runs one etcd call; its failure is a `LockUnavailableError` for `keys` (fail closed). `ordered`:
+   * see {@link EtcdConnection.call}.
+   */
   private async run<T extends { header?: ITxnResponse['header'] }>(
     keys: string[],
     call: (options: CallOptions) => Promise<T>,
+    ordered = true,
   ): Promise<T> {
     try {
-      return await this.conn.call(call);
+      return await this.conn.call(call, ordered);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new LockUnavailableError(

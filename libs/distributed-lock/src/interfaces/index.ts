@@ -1,4 +1,4 @@
-export type { AcquireOptions, RunOptions } from './acquire-options.interface';
+export type { AcquireOptions, IsLockedOptions, RunOptions } from './acquire-options.interface';
 export type { Lock } from './lock.interface';
 export type { DistributedLockLogger } from './logger.interface';
 export type { DistributedLockModuleOptions, RedisConnection } from './module-options.interface';

@@ -68,7 +68,11 @@ export interface DistributedLockModuleOptions {
   shutdownTimeout?: number;
   /**
    * How long a Redis instance may answer nothing, while commands wait for it, before it counts as
-   * down (the stall watch, for `connections` and `clients` alike); it also bounds health probes.
+   * down (the stall watch). For `connections` and `clients` alike it also bounds each health probe
+   * (`health()`, the Terminus check) and the wait for late votes of a split acquisition. For
+   * `connections` only (clients the module creates): ioredis' own `commandTimeout` is set to 10×
+   * this (at least 5 s) as a backstop, `connectTimeout` to 2× (at least 1 s), and shutdown waits at
+   * most this long for QUIT. Your own `clients` keep their ioredis settings.
    * @default 500
    */
   commandTimeout?: number;

@@ -6,6 +6,8 @@ import { LockUnavailableError } from '../errors/lock-unavailable.error';
 import { READ_HELD } from './lock.scripts';
 import { isCluster, type LockClient } from './redis-instances';
 import { fenceKeyFor } from './redis-keys';
+import type { Vote } from './quorum';
+import { sanitize } from './redis-votes';
 
 /** Keys asked for per SCAN call: small steps, so Redis serves other clients between them. */
 const SCAN_COUNT = 1_000;
@@ -21,10 +23,26 @@ const LOCK_VALUE = /^[0-9a-f]{32}(?:[@/]|$)/;
 
 /** What one instance holds for one key. */
 interface Seen {
+  /** The instance. */
+  readonly i: number;
   readonly value: string;
   readonly pttl: number;
   readonly fence: number;
 }
+
+/**
+ * The instances seen holding one key, grouped by value: nearly always one value (the holder's on
+ * every instance), so one small array per key, not maps: 100k keys stay cheap to collect.
+ */
+interface KeyHolders {
+  readonly value: string;
+  readonly holders: Seen[];
+  /** Instances holding another value (a split, an expired-and-retaken key): rare. */
+  others?: Map<string, Seen[]>;
+}
+
+/** Keys assembled between yields to the event loop: the lister's own app keeps serving. */
+const ASSEMBLE_CHUNK = 2_000;
 
 /** How the backend lists (its private settings, handed in). @internal */
 export interface RedisListContext {
@@ -64,20 +82,32 @@ export async function listRedis(
 ): Promise<BackendHeldKey[]> {
   const total = ctx.clients.length;
   const quorum = Math.floor(total / 2) + 1;
-  /** full key → value → instances holding it (index → what it holds). */
-  const seen = new Map<string, Map<string, Map<number, Seen>>>();
-  const confirmed = new Set<string>();
+  /** full key → the instances holding it, by value. */
+  const seen = new Map<string, KeyHolders>();
+  /** Keys a majority holds with one value → those holders. */
+  const confirmed = new Map<string, Seen[]>();
   let stop = false;
   const match = globEscape(ctx.clusterPrefix + ctx.keyPrefix + query.prefix) + '*';
 
-  const note = (i: number, full: string, s: Seen) => {
-    let values = seen.get(full);
-    if (!values) seen.set(full, (values = new Map<string, Map<number, Seen>>()));
-    let holders = values.get(s.value);
-    if (!holders) values.set(s.value, (holders = new Map<number, Seen>()));
-    holders.set(i, s);
-    if (holders.size >= quorum && !confirmed.has(full)) {
-      confirmed.add(full);
+  const note = (full: string, s: Seen) => {
+    const known = seen.get(full);
+    let holders: Seen[];
+    if (known === undefined) {
+      seen.set(full, { value: s.value, holders: (holders = [s]) });
+    } else if (known.value === s.value) {
+      holders = known.holders;
+      // SCAN may return a key twice: an instance counts once.
+      if (holders.some((h) => h.i === s.i)) return;
+      holders.push(s);
+    } else {
+      known.others ??= new Map<string, Seen[]>();
+      holders = known.others.get(s.value) ?? [];
+      if (holders.length === 0) known.others.set(s.value, holders);
+      if (holders.some((h) => h.i === s.i)) return;
+      holders.push(s);
+    }
+    if (holders.length >= quorum && !confirmed.has(full)) {
+      confirmed.set(full, holders);
       if (confirmed.size >= query.limit) stop = true;
     }
   };
@@ -98,7 +128,8 @@ export async function listRedis(
     if (typeof value !== 'string' || !LOCK_VALUE.test(value)) return;
     if (typeof pttl !== 'number' || pttl === -2) return;
     const counter = Number(fence ?? 0);
-    note(i, real.slice(ctx.clusterPrefix.length), {
+    note(real.slice(ctx.clusterPrefix.length), {
+      i,
       value,
       pttl: pttl < 0 ? Number.MAX_SAFE_INTEGER : pttl,
       fence: Number.isFinite(counter) ? counter : 0,
@@ -172,21 +203,42 @@ export async function listRedis(
   }
 
   const found: BackendHeldKey[] = [];
-  for (const full of confirmed) {
+  for (const [full, held] of confirmed) {
     if (found.length >= query.limit) break;
-    for (const [value, holders] of seen.get(full)!) {
-      if (holders.size < quorum) continue;
-      const held = [...holders.values()];
-      // Held by a majority until the quorum-th longest TTL runs out.
-      const pttls = held.map((h) => h.pttl).sort((a, b) => b - a);
-      found.push({
-        key: full.slice(ctx.keyPrefix.length),
-        identity: holderOf(value),
-        fencingToken: Math.max(...held.map((h) => h.fence)),
-        expiresAt: Math.min(start + pttls[quorum - 1], Number.MAX_SAFE_INTEGER),
-      });
-      break;
-    }
+    // Held by a majority until the quorum-th longest TTL runs out.
+    const pttls = held.map((h) => h.pttl).sort((a, b) => b - a);
+    let fence = 0;
+    for (const h of held) if (h.fence > fence) fence = h.fence;
+    found.push({
+      key: full.slice(ctx.keyPrefix.length),
+      identity: holderOf(held[0].value),
+      fencingToken: fence,
+      expiresAt: Math.min(start + pttls[quorum - 1], Number.MAX_SAFE_INTEGER),
+    });
+    if (found.length % ASSEMBLE_CHUNK === 0) await new Promise((resolve) => setImmediate(resolve));
   }
   return found;
+}
+
+/**
+ * The outcome of a force release sent to every instance (FORCE_RELEASE's reply: 1 when it held
+ * the key, 0 when not).
+ * @returns true when some instance held the key
+ * @throws LockUnavailableError when fewer than a majority answered
+ * @internal
+ */
+export function forcedOn(key: string, votes: readonly Vote[]): boolean {
+  const total = votes.length;
+  const answered = votes.filter((v) => v.kind === 'for');
+  const quorum = Math.floor(total / 2) + 1;
+  if (answered.length < quorum) {
+    const failed = votes.find((v) => v.kind === 'failed');
+    throw new LockUnavailableError(
+      [key],
+      Messages.forceReleaseUnavailable(key, answered.length, quorum, total),
+      { total, quorum, granted: answered.length, held: 0, failed: total - answered.length },
+      sanitize(failed?.kind === 'failed' ? failed.error : undefined),
+    );
+  }
+  return answered.some((v) => v.kind === 'for' && v.value === 1);
 }

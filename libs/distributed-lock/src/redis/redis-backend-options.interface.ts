@@ -27,8 +27,12 @@ export interface RedisBackendOptions {
   /** Redlock clock-drift factor: validity is reduced by `driftFactor * ttl + 2` ms. @default 0.01 */
   driftFactor?: number;
   /**
-   * How long an instance may answer nothing, while commands wait for it, before it counts as down
-   * (for `connections` and `clients` alike; health probes are bounded by it too).
+   * How long an instance may answer nothing, while commands wait for it, before it counts as
+   * down (the stall watch). For `connections` and `clients` alike it also bounds each health probe
+   * (`health()`, the Terminus check) and the wait for late votes of a split acquisition. For
+   * `connections` only (clients the module creates): ioredis' own `commandTimeout` is set to 10×
+   * this (at least 5 s) as a backstop, `connectTimeout` to 2× (at least 1 s), and shutdown waits at
+   * most this long for QUIT. Your own `clients` keep their ioredis settings.
    * @default 500
    */
   commandTimeout?: number;

@@ -1,10 +1,7 @@
 import { Messages } from '../distributed-lock.messages';
-import type { DistributedLockError } from '../errors/distributed-lock.error';
 import { LockBusyError } from '../errors/lock-busy.error';
 import { LockLostError } from '../errors/lock-lost.error';
-import { LockUnavailableError, type LockVotes } from '../errors/lock-unavailable.error';
 import { argumentError } from '../options/validators';
-import { sleep } from '../utils/backoff';
 import type {
   BackendAcquireOptions,
   BackendContext,
@@ -28,14 +25,25 @@ import {
   RELEASE,
   TAKE_PERMIT,
 } from './lock.scripts';
-import { listRedis } from './redis-admin';
+import { forcedOn, listRedis } from './redis-admin';
 import { inspectRedis } from './redis-inspect';
 import { limitOf, permitKeys } from '../backend/permits';
 import { toPermitVote, type PermitVote } from './permit-vote';
 import { tryPermit, type PermitEngine } from './redis-permits';
-import { vote, type Tally, type Vote } from './quorum';
+import { vote, type Vote } from './quorum';
 import { checkSameSlot, fenceKeyFor, FENCE_NAMESPACE } from './redis-keys';
+import { ReleaseQueue } from './release-queue';
 import { ReleaseWaiters } from './release-waiters';
+import {
+  splitPause,
+  splitVote,
+  SplitVote,
+  SPLIT_RETRIES,
+  toAcquireVote,
+  toBinaryVote,
+  voteFailure,
+  withTimeout,
+} from './redis-votes';
 import { StallWatch } from './stall-watch';
 import { monotonicNow } from '../utils/clock';
 
@@ -58,29 +66,11 @@ interface ScriptClient {
   dlockTakePermit: Script;
 }
 
-/** What a refusal means for the operation being voted on. */
-type Refusal = 'busy' | 'lost';
-
-/**
- * A vote that nobody won (each contender got some instances, none a majority) is undone and tried
- * again after a random pause this many times before it counts as busy. Pauses are drawn from
- * [1, SPLIT_PAUSE_MS * 2^attempt] ms, so contenders that collided once rarely collide again; five
- * retries bound the extra wait at about 125 ms, paid only when a vote splits.
- */
-const SPLIT_RETRIES = 5;
-const SPLIT_PAUSE_MS = 4;
-
 /** Every script the backend runs. */
 const SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE, ACQUIRE_PERMIT, TAKE_PERMIT];
 
-/** Most undo releases kept per instance while its connection is down. */
-const MAX_PENDING_UNDO = 10_000;
-
 /** Limited keys whose permit key lists are kept (see `permitKeysOf`). */
 const PERMIT_KEY_CACHE = 1_000;
-
-/** What the instances are called in messages. */
-const NOUN = 'Redis instances';
 
 /**
  * The default backend: the Redlock algorithm over N independent Redis instances, with fencing tokens,
@@ -106,14 +96,8 @@ export class RedisLockBackend implements LockBackend {
   private readonly waiters: ReleaseWaiters;
   /** ARGV[2] of the release script: '1' announces releases to waiters. */
   private readonly publish: '0' | '1';
-  /**
-   * Per instance, releases and undo releases whose connection dropped before they were sent (value → keys and
-   * the moment the keys expire anyway): flushed when that client is ready again. No timers: an
-   * instance that stays down costs a bounded map, not a storm of re-sends.
-   */
-  private readonly pendingUndo: Array<Map<string, { keys: string[]; until: number }>>;
-  private readonly unwatchReady: Array<() => void> = [];
-  private closed = false;
+  /** Owner-checked releases, re-sent to an instance whose connection dropped (release-queue.ts). */
+  private readonly releases: ReleaseQueue;
   /** ioredis' own `keyPrefix` of the Cluster clients: it is part of the key Redis hashes. */
   private readonly clusterPrefix: string;
   /** Some instance is a Redis Cluster: every script's keys must share a slot. */
@@ -136,12 +120,9 @@ export class RedisLockBackend implements LockBackend {
     this.watch = new StallWatch(clients.length, options.commandTimeout);
     this.waiters = new ReleaseWaiters(clients);
     this.publish = this.waiters.enabled ? '1' : '0';
-    this.pendingUndo = clients.map(() => new Map<string, { keys: string[]; until: number }>());
-    clients.forEach((client, i) => {
-      const flush = () => this.flushUndo(i);
-      client.on('ready', flush);
-      this.unwatchReady.push(() => client.off('ready', flush));
-    });
+    this.releases = new ReleaseQueue(clients, (i, keys, value) =>
+      this.scripted[i].dlockRelease(keys.length, ...keys, value, this.publish),
+    );
     this.prefixMayCollide =
       FENCE_NAMESPACE.startsWith(keyPrefix) || keyPrefix.startsWith(FENCE_NAMESPACE);
     this.scripted = clients.map((client) => {
@@ -180,9 +161,7 @@ export class RedisLockBackend implements LockBackend {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    for (const unwatch of this.unwatchReady.splice(0)) unwatch();
-    for (const pending of this.pendingUndo) pending.clear();
+    this.releases.close();
     this.waiters.close();
     this.watch.stop();
     await this.instances.close();
@@ -335,10 +314,10 @@ export class RedisLockBackend implements LockBackend {
             toBinaryVote,
           ),
         ),
-      undo: (tally, keys, value, until) => this.undo(tally, keys, value, until),
-      releaseOn: (i, keys, value, until) => this.releaseOn(i, keys, value, until),
-      failure: (tally, keys) => this.failure(tally, keys, 'busy'),
-      splitVote: (tally, asks, start) => this.splitVote(tally, asks, start),
+      undo: (tally, keys, value, until) => this.releases.undo(tally, keys, value, until),
+      releaseOn: (i, keys, value, until) => this.releases.releaseOn(i, keys, value, until),
+      failure: (tally, keys) => voteFailure(tally, keys, 'busy'),
+      splitVote: (tally, asks, start) => splitVote(tally, asks, start, this.commandTimeout),
       discard: (lock) => this.discard(lock),
     };
   }
@@ -362,10 +341,11 @@ export class RedisLockBackend implements LockBackend {
       );
       const tally = await vote(asks.length, (i) => asks[i]);
       if (tally.ok) return true;
-      this.undo(tally, [full], value, start + ttl);
-      const error = this.failure(tally, [key], 'busy');
+      this.releases.undo(tally, [full], value, start + ttl);
+      const error = voteFailure(tally, [key], 'busy');
       if (!(error instanceof LockBusyError)) throw error;
-      if (attempt >= SPLIT_RETRIES || !(await this.splitVote(tally, asks, start))) return false;
+      if (attempt >= SPLIT_RETRIES || !(await splitVote(tally, asks, start, this.commandTimeout)))
+        return false;
       await splitPause(attempt);
     }
   }
@@ -389,7 +369,7 @@ export class RedisLockBackend implements LockBackend {
         toBinaryVote,
       ),
     );
-    if (!tally.ok) throw this.failure(tally, keys, 'lost');
+    if (!tally.ok) throw voteFailure(tally, keys, 'lost');
     return extended({ ...lock, ...leaseOf(start, ttl, this.driftFactor) }, keys, ttl, (l) =>
       this.discard(l),
     );
@@ -407,11 +387,13 @@ export class RedisLockBackend implements LockBackend {
     // undo does), else it would keep the key for the rest of its TTL with nobody holding it.
     const until = lock.deadline + 1_000;
     const tally = await vote(this.clients.length, (i) =>
-      this.watch.track(i, this.sendRelease(i, lock.redisKeys, lock.value, until), (r): Vote =>
-        r === n ? { kind: 'for', value: 1 } : { kind: 'refused' },
+      this.watch.track(
+        i,
+        this.releases.sendRelease(i, lock.redisKeys, lock.value, until),
+        (r): Vote => (r === n ? { kind: 'for', value: 1 } : { kind: 'refused' }),
       ),
     );
-    if (!tally.ok) throw this.failure(tally, keys, 'lost');
+    if (!tally.ok) throw voteFailure(tally, keys, 'lost');
   }
 
   /** Deletes the lock's keys wherever they still hold its value, without waiting or reporting. */
@@ -419,8 +401,7 @@ export class RedisLockBackend implements LockBackend {
     const lock = held as RedisLock;
     // Past the lock's own deadline (plus a margin for drift) the keys have expired anyway.
     const until = lock.deadline + 1_000;
-    for (let i = 0; i < this.scripted.length; i += 1)
-      this.releaseOn(i, lock.redisKeys, lock.value, until);
+    this.releases.releaseAll(lock.redisKeys, lock.value, until);
   }
 
   /** True when a majority of instances hold `key`. @throws LockUnavailableError without a majority of answers */
@@ -433,7 +414,7 @@ export class RedisLockBackend implements LockBackend {
     );
     if (tally.ok) return true;
     if (tally.granted.size + tally.refused >= tally.quorum) return false;
-    throw this.failure(tally, [key], 'busy');
+    throw voteFailure(tally, [key], 'busy');
   }
 
   /**
@@ -478,24 +459,7 @@ export class RedisLockBackend implements LockBackend {
         ),
       ),
     );
-    const answered = votes.filter((v) => v.kind === 'for');
-    const quorum = Math.floor(this.clients.length / 2) + 1;
-    if (answered.length < quorum) {
-      const failed = votes.find((v) => v.kind === 'failed');
-      throw new LockUnavailableError(
-        [key],
-        Messages.forceReleaseUnavailable(key, answered.length, quorum, this.clients.length),
-        {
-          total: this.clients.length,
-          quorum,
-          granted: answered.length,
-          held: 0,
-          failed: this.clients.length - answered.length,
-        },
-        sanitize(failed?.kind === 'failed' ? failed.error : undefined),
-      );
-    }
-    return answered.some((v) => v.kind === 'for' && v.value === 1);
+    return forcedOn(key, votes);
   }
 
   /** One Redlock round. */
@@ -518,11 +482,14 @@ export class RedisLockBackend implements LockBackend {
     );
     const tally = await vote(asks.length, (i) => asks[i]);
     if (!tally.ok) {
-      this.undo(tally, redisKeys, value, start + ttl);
-      const error = this.failure(tally, keys, 'busy');
+      this.releases.undo(tally, redisKeys, value, start + ttl);
+      const error = voteFailure(tally, keys, 'busy');
       // Some instances granted (or grant late), yet no majority: a split, or a holder short of some
       // instances. Either way, undone above; worth another try after a pause.
-      if (error instanceof LockBusyError && (await this.splitVote(tally, asks, start))) {
+      if (
+        error instanceof LockBusyError &&
+        (await splitVote(tally, asks, start, this.commandTimeout))
+      ) {
         return new SplitVote(error);
       }
       throw error;
@@ -547,158 +514,9 @@ export class RedisLockBackend implements LockBackend {
       );
       if (!fenced.ok) {
         this.discard(lock, keys);
-        throw this.failure(fenced, keys, 'busy');
+        throw voteFailure(fenced, keys, 'busy');
       }
     }
     return granted(lock, keys, ttl, (l) => this.discard(l));
   }
-
-  /**
-   * Undoes a failed vote on every instance that did not refuse it, including those that have not
-   * answered yet: the release goes out on the same connection behind the request, so an instance
-   * that was slow or paused runs it right after the request and is left holding nothing.
-   */
-  private undo(tally: Tally, redisKeys: string[], value: string, until: number): void {
-    for (let i = 0; i < this.scripted.length; i += 1) {
-      if (!tally.refusedBy[i]) this.releaseOn(i, redisKeys, value, until);
-    }
-  }
-
-  /**
-   * Sends an owner-checked release to instance `i`. If the connection was down or dropped (a reset
-   * between the request and the undo would otherwise leave the grant for the whole TTL), the undo
-   * waits for that client's next `ready` and goes out again then, until `until` (monotonic), after
-   * which the key has expired anyway. A timed-out release was written already: not queued again.
-   */
-  private releaseOn(i: number, redisKeys: string[], value: string, until: number): void {
-    this.sendRelease(i, redisKeys, value, until).catch(() => undefined);
-  }
-
-  /**
-   * The owner-checked release on instance `i`, whose reply the caller may count. When it fails
-   * because the connection was down or dropped, it is queued for that client's next `ready` (see
-   * `releaseOn`).
-   */
-  private sendRelease(
-    i: number,
-    redisKeys: string[],
-    value: string,
-    until: number,
-  ): Promise<unknown> {
-    const sent = this.scripted[i].dlockRelease(redisKeys.length, ...redisKeys, value, this.publish);
-    sent.catch((error: unknown) => {
-      if (this.closed || isReplyError(error) || monotonicNow() >= until) return;
-      if (error instanceof Error && /timed out/i.test(error.message)) return;
-      const pending = this.pendingUndo[i];
-      pending.set(value, { keys: redisKeys, until });
-      // Full: drop the oldest (insertion order; it expires first anyway). O(1) per undo.
-      if (pending.size > MAX_PENDING_UNDO) pending.delete(pending.keys().next().value!);
-    });
-    return sent;
-  }
-
-  /** Sends the undo releases that waited for instance `i` to come back. */
-  private flushUndo(i: number): void {
-    const pending = this.pendingUndo[i];
-    if (pending.size === 0) return;
-    const now = monotonicNow();
-    const entries = [...pending];
-    pending.clear();
-    for (const [value, { keys, until }] of entries) {
-      if (until > now) this.releaseOn(i, keys, value, until);
-    }
-  }
-
-  /**
-   * After a failed vote: did this contender win some instances? Grants already counted say so at
-   * once. Otherwise instances that neither refused nor failed may still be answering: a contender
-   * whose own grants come back last saw a majority refuse first (every contender of a split can).
-   * Wait for them briefly (a few times as long as the vote took, within the command timeout). The
-   * verdict runs in `setImmediate` after the timer: after a stall (a GC pause, a busy process) the
-   * timer fires before the socket is read, and a grant that arrived in time must still count.
-   */
-  private splitVote(tally: Tally, asks: Array<Promise<Vote>>, start: number): Promise<boolean> {
-    if (tally.granted.size > 0) return Promise.resolve(true);
-    const open = asks.filter((_, i) => !tally.refusedBy[i]);
-    if (open.length === 0) return Promise.resolve(false);
-    const bound = Math.min(this.commandTimeout, Math.max(10, 4 * (monotonicNow() - start)));
-    return new Promise((resolve) => {
-      let left = open.length;
-      const timer = setTimeout(() => setImmediate(() => resolve(false)), bound);
-      for (const ask of open) {
-        void ask.then((v) => {
-          if (v.kind === 'for' || (left -= 1) === 0) {
-            clearTimeout(timer);
-            resolve(v.kind === 'for');
-          }
-        });
-      }
-    });
-  }
-
-  private failure(tally: Tally, keys: string[], refusal: Refusal): DistributedLockError {
-    const votes: LockVotes = {
-      total: tally.total,
-      quorum: tally.quorum,
-      granted: tally.granted.size,
-      held: tally.refused,
-      failed: tally.failed,
-    };
-    const answered = votes.granted + votes.held;
-    if (votes.held > 0 && answered >= votes.quorum) {
-      return refusal === 'busy'
-        ? new LockBusyError(keys, Messages.busy(keys))
-        : new LockLostError(
-            keys,
-            Messages.lost(keys, 'no longer held by this owner on a majority'),
-          );
-    }
-    return new LockUnavailableError(
-      keys,
-      Messages.unavailable(keys, answered, votes.quorum, votes.total, NOUN, votes.failed),
-      votes,
-      sanitize(tally.firstError),
-    );
-  }
-}
-
-function toAcquireVote(reply: unknown): Vote {
-  const token = Number(reply);
-  return token > 0 ? { kind: 'for', value: token } : { kind: 'refused' };
-}
-
-function toBinaryVote(reply: unknown): Vote {
-  return reply === 1 ? { kind: 'for', value: 1 } : { kind: 'refused' };
-}
-
-/** Keeps an error's name and message only: ioredis errors carry command arguments (lock values). */
-function sanitize(error: unknown): Error | undefined {
-  if (!(error instanceof Error)) return undefined;
-  const copy = new Error(error.message);
-  copy.name = error.name;
-  return copy;
-}
-
-/** A vote nobody won; `busy` is what it reports if the retries run out. */
-class SplitVote {
-  constructor(readonly busy: LockBusyError) {}
-}
-
-/** The random pause before split-vote retry `attempt` (0-based). */
-function splitPause(attempt: number): Promise<void> {
-  return sleep(1 + Math.random() * SPLIT_PAUSE_MS * 2 ** attempt);
-}
-
-/** Rejects when `promise` has not settled within `ms`. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('timed out')), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** A reply error means Redis answered (the release ran or was refused); anything else may not have. */
-function isReplyError(error: unknown): boolean {
-  return error instanceof Error && error.name === 'ReplyError';
 }
