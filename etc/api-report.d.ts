@@ -14,6 +14,7 @@ export interface AcquireOptions {
 // BackendAcquireOptions
 export interface BackendAcquireOptions {
     readonly limit?: number;
+    readonly since?: number;
 }
 // BackendContext
 export interface BackendContext {
@@ -30,6 +31,13 @@ export interface BackendHeldKey {
     readonly key: string;
     readonly identity: string;
     readonly fencingToken: number;
+    readonly expiresAt: number;
+}
+// BackendHolder
+export interface BackendHolder {
+    readonly identity: string;
+    readonly fencingToken: number;
+    readonly since: number;
     readonly expiresAt: number;
 }
 // BackendListQuery
@@ -139,6 +147,41 @@ export declare class InvalidLockArgumentError extends DistributedLockConfigError
 export interface IsLockedOptions {
     store?: string;
 }
+// LeadOptions
+export interface LeadOptions {
+    readonly wait?: number;
+    readonly ttl?: number;
+    readonly store?: string;
+}
+// Leader
+export declare function Leader(options?: string | LeaderOptions): MethodDecorator;
+// LeaderInfo
+export interface LeaderInfo {
+    readonly name: string;
+    readonly identity: string;
+    readonly term: number;
+    readonly since: number;
+}
+// LeaderInfoOptions
+export interface LeaderInfoOptions {
+    readonly store?: string;
+}
+// LeaderOptions
+export interface LeaderOptions {
+    readonly name?: string;
+    readonly ttl?: number;
+    readonly store?: string;
+}
+// LeaderStepDownReason
+export type LeaderStepDownReason = 'resigned' | 'lost' | 'shutdown';
+// Leadership
+export interface Leadership {
+    readonly name: string;
+    readonly term: number;
+    readonly since: number;
+    readonly signal: AbortSignal;
+    resign(): Promise<void>;
+}
 // ListHeldOptions
 export interface ListHeldOptions {
     prefix?: string;
@@ -183,6 +226,7 @@ export interface LockBackend {
     health(): Promise<BackendHealth>;
     list?(query: BackendListQuery): Promise<BackendHeldKey[]>;
     forceRelease?(key: string): Promise<boolean>;
+    inspect?(key: string): Promise<BackendHolder | null>;
     close(): Promise<void>;
 }
 export declare const LockBackend: unique symbol;
@@ -196,8 +240,14 @@ export interface LockBusyEvent extends LockEventBase {
     readonly type: 'busy';
     readonly durationMs: number;
 }
+// LockElectedEvent
+export interface LockElectedEvent extends LockEventBase {
+    readonly type: 'elected';
+    readonly term: number;
+    readonly since: number;
+}
 // LockEvent
-export type LockEvent = LockAcquiredEvent | LockBusyEvent | LockUnavailableEvent | LockExtendedEvent | LockLostEvent | LockReleasedEvent | LockSkippedEvent | LockForceReleasedEvent;
+export type LockEvent = LockAcquiredEvent | LockBusyEvent | LockUnavailableEvent | LockExtendedEvent | LockLostEvent | LockReleasedEvent | LockSkippedEvent | LockForceReleasedEvent | LockElectedEvent | LockSteppedDownEvent;
 // LockEventBase
 export interface LockEventBase {
     readonly keys: string[];
@@ -253,6 +303,8 @@ export declare class LockService {
     tryAcquire(key: string | string[], options?: AcquireOptions): Promise<Lock | null>;
     runExclusive<T>(key: string | string[], work: (lock: Lock) => Promise<T> | T, options?: RunOptions): Promise<T>;
     isLocked(key: string, options?: IsLockedOptions): Promise<boolean>;
+    lead(name: string, options?: LeadOptions): Promise<Leadership>;
+    leader(name: string, options?: LeaderInfoOptions): Promise<LeaderInfo | null>;
     current(): Lock | undefined;
 }
 // LockSkipReason
@@ -264,6 +316,13 @@ export interface LockSkippedEvent extends LockEventBase {
     readonly handler: string;
     readonly tick?: number;
     readonly error?: string;
+}
+// LockSteppedDownEvent
+export interface LockSteppedDownEvent extends LockEventBase {
+    readonly type: 'stepped-down';
+    readonly term: number;
+    readonly reason: LeaderStepDownReason;
+    readonly durationMs: number;
 }
 // LockUnavailableError
 export declare class LockUnavailableError extends DistributedLockError {
