@@ -51,6 +51,8 @@ function noteLabel(n: TimelineNote): string {
   if (n.what === 'payment') return `paid ${n.detail ?? ''}`.trim();
   if (n.what === 'warmups') return 'warm-up';
   if (n.what === 'cleanups') return 'cleanup';
+  // The @Leader outbox relay (src/outbox/outbox-relay.service.ts): who led, in which term.
+  if (n.what === 'outbox-relay') return `leads relay, ${n.detail ?? ''}`.trim();
   return n.what;
 }
 
