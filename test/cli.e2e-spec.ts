@@ -76,6 +76,9 @@ describe('nestjs-distributed-lock CLI', () => {
       'false',
       '--sourceMap',
       'false',
+      // tsconfig.lib.json inlines sources into the published maps; no maps here, so no sources.
+      '--inlineSources',
+      'false',
     ]);
     fleet = await RedisFleet.start(3);
   }, 120_000);
