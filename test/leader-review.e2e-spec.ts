@@ -76,6 +76,28 @@ describe('leader election review (Redis x3)', () => {
     },
   );
 
+  it('one replica with a clock set past the year 2255 does not disable the election for everyone', async () => {
+    const a = await replica();
+    const before = await a.locks.lead('review-future', { ttl: 1_000 });
+    await before.resign();
+    // A replica booted with a broken RTC: its clock is 250 years ahead (µs floor above 2^53).
+    Date.now = () => realNow() + 250 * 365 * 86_400_000;
+    const bad = await a.locks.lead('review-future', { wait: 0, ttl: 1_000 }).then(
+      async (l) => (await l.resign(), `term ${l.term}`),
+      (e: Error) => e.name,
+    );
+    Date.now = realNow;
+    // Every healthy replica afterwards:
+    const after = await a.locks.lead('review-future', { wait: 0, ttl: 1_000 }).then(
+      async (l) => (await l.resign(), `term ${l.term}`),
+      (e: Error) => `${e.name}: ${e.message}`,
+    );
+    console.log(
+      `future clock: before term ${before.term}; bad replica: ${bad}; healthy replica after: ${after}`,
+    );
+    expect(after).toMatch(/^term \d+$/);
+  });
+
   it('a wall-clock jump while leading does not end the leadership nor change since (monotonic deadline)', async () => {
     const a = await replica();
     const l = await a.locks.lead('review-jump', { ttl: 1_000 });
