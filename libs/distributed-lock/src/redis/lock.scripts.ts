@@ -172,3 +172,21 @@ for i = 1, #KEYS, 2 do
 end
 return out
 `;
+
+/**
+ * Clock floors at or above this (2^52 µs, the year 2112) come from a broken clock: they are not
+ * sent, so one replica with a wild clock cannot push a counter near 2^53 and leave every later
+ * token inexact (refused) for all replicas; the counter then just advances by one.
+ * @internal
+ */
+export const MAX_CLOCK_FLOOR = 2 ** 52;
+
+/**
+ * The client clock in µs that floors the fencing counters (see above), or 0 when the clock is
+ * beyond {@link MAX_CLOCK_FLOOR} or not a number.
+ * @internal
+ */
+export function clockFloor(now: number = Date.now()): number {
+  const floor = Math.floor(now) * 1000;
+  return Number.isFinite(floor) && floor > 0 && floor < MAX_CLOCK_FLOOR ? floor : 0;
+}

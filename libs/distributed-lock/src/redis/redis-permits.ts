@@ -5,6 +5,7 @@ import { LockBusyError } from '../errors/lock-busy.error';
 import { monotonicNow } from '../utils/clock';
 import { choosePermit, votePermits, type PermitTally, type PermitVote } from './permit-vote';
 import { vote, type Tally, type Vote } from './quorum';
+import { clockFloor } from './lock.scripts';
 
 /**
  * Concurrency-limited acquisition on N Redis instances (docs/SAFETY.md, "Concurrency limits"). Each
@@ -76,7 +77,7 @@ export async function tryPermit(
 ): Promise<PermitOutcome> {
   const start = monotonicNow();
   const value = engine.newValue();
-  const floor = Date.now() * 1000;
+  const floor = clockFloor();
   const until = start + ttl;
   const from = Math.floor(Math.random() * permitKeys.length);
   const asks = Array.from({ length: engine.instances }, (_, i) =>

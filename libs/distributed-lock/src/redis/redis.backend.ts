@@ -24,6 +24,7 @@ import {
   FORCE_RELEASE,
   RELEASE,
   TAKE_PERMIT,
+  clockFloor,
 } from './lock.scripts';
 import { forcedOn, listRedis } from './redis-admin';
 import { inspectRedis } from './redis-inspect';
@@ -449,7 +450,7 @@ export class RedisLockBackend implements LockBackend {
    */
   async forceRelease(key: string): Promise<boolean> {
     const { redisKeys, fenceKeys } = this.keysOf([key]);
-    const floor = Date.now() * 1000;
+    const floor = clockFloor();
     const votes = await Promise.all(
       this.scripted.map((client, i) =>
         this.watch.track(
@@ -475,7 +476,7 @@ export class RedisLockBackend implements LockBackend {
     const n = keys.length;
     // The client clock in microseconds floors the counters (see lock.scripts.ts); one value for
     // every instance of this attempt.
-    const floor = Date.now() * 1000;
+    const floor = clockFloor();
     const args = [...redisKeys, ...fenceKeys, value, ttl, n, floor];
     const asks = this.scripted.map((client, i) =>
       this.watch.track(i, client.dlockAcquire(2 * n, ...args), toAcquireVote),
