@@ -54,9 +54,9 @@ describe('leader election review (Redis x3)', () => {
     expect(second.term).toBeGreaterThan(first.term);
   });
 
-  // CONFIRMED limitation (reproduced, see the report): after every instance restarted empty, the term
-  // is floored only by the new leader's wall clock, so a replica 1 s behind issues a LOWER term.
-  // `it.failing` keeps the branch green while the defect stands; flip to `it` once fixed.
+  // Known limit (docs/SAFETY.md, docs/LEADER.md guarantee 2): after every instance restarted empty,
+  // the term is floored only by the new leader's wall clock, so a replica 1 s behind issues a LOWER
+  // term. `it.failing` asserts that this still happens; once fixed it fails: flip it to `it`.
   it.failing(
     'terms keep increasing across a restart of every instance when the next leader clock is 1 s behind',
     async () => {
