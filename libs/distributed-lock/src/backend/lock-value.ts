@@ -5,8 +5,12 @@ const BYTES = 16;
 const SECRET_LENGTH = BYTES * 2;
 /** Between the secret and the holder's identity in a stored value. */
 const SEPARATOR = '/';
-const pool = Buffer.allocUnsafe(BYTES * 256);
-let offset = pool.length;
+/** Secrets drawn per refill. */
+const BATCH = 256;
+const pool = Buffer.allocUnsafe(BYTES * BATCH);
+/** `pool` as hex, converted once per refill: one conversion per value cost more than the draw. */
+let hex = '';
+let offset = BATCH;
 
 /**
  * A new lock value: 128 bits from the CSPRNG, hex, then (when `identity` is given) `'/'` and the
@@ -17,12 +21,13 @@ let offset = pool.length;
  * @internal
  */
 export function newLockValue(identity?: string): string {
-  if (offset === pool.length) {
+  if (offset === BATCH) {
     randomFillSync(pool);
+    hex = pool.toString('hex');
     offset = 0;
   }
-  const secret = pool.toString('hex', offset, offset + BYTES);
-  offset += BYTES;
+  const secret = hex.slice(offset * SECRET_LENGTH, (offset + 1) * SECRET_LENGTH);
+  offset += 1;
   return identity ? secret + SEPARATOR + identity : secret;
 }
 

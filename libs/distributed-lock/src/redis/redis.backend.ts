@@ -14,7 +14,7 @@ import type {
 import type { ResolvedRedisOptions } from './resolve-redis-options';
 import { isCluster, RedisInstances, type LockClient } from './redis-instances';
 import { newLockValue } from '../backend/lock-value';
-import { extended, granted, keyField, leaseOf } from '../backend/validity';
+import { deadlineOf, extended, granted, keyField, leaseOf } from '../backend/validity';
 import {
   ACQUIRE,
   ACQUIRE_PERMIT,
@@ -507,7 +507,8 @@ export class RedisLockBackend implements LockBackend {
       if (token !== 0 && t !== token) agree = false;
       if (t > token) token = t;
     }
-    const { deadline } = leaseOf(start, ttl, this.driftFactor);
+    // `granted` below measures the validity; here only the deadline is needed.
+    const deadline = deadlineOf(start, ttl, this.driftFactor);
     const lock: RedisLock = { deadline, validity: 0, value, fencingToken: token, redisKeys };
     // Counters that disagree (or several keys) need `token` written back to a majority that still
     // holds the lock, so every later majority meets a counter at least this high (docs/SAFETY.md).
