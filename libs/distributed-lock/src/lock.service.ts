@@ -62,7 +62,7 @@ export class LockService {
    */
   async acquire(key: string | string[], options: AcquireOptions = {}): Promise<Lock> {
     const keys = normalizeKeys(key);
-    return this.manager.acquire(keys, this.manager.ttlOf(options), options);
+    return await this.manager.acquire(keys, this.manager.ttlOf(options), options);
   }
 
   /**

@@ -7,8 +7,12 @@ const SECRET_LENGTH = BYTES * 2;
 const SEPARATOR = '/';
 /** Before the epoch ms a leadership began, right after the secret. */
 const SINCE = '@';
-const pool = Buffer.allocUnsafe(BYTES * 256);
-let offset = pool.length;
+/** Secrets drawn per refill. */
+const BATCH = 256;
+const pool = Buffer.allocUnsafe(BYTES * BATCH);
+/** `pool` as hex, converted once per refill: one conversion per value cost more than the draw. */
+let hex = '';
+let offset = BATCH;
 
 /**
  * A new lock value: 128 bits from the CSPRNG, hex, then (when `since` is given) `'@'` and the epoch
@@ -20,12 +24,13 @@ let offset = pool.length;
  * @internal
  */
 export function newLockValue(identity?: string, since?: number): string {
-  if (offset === pool.length) {
+  if (offset === BATCH) {
     randomFillSync(pool);
+    hex = pool.toString('hex');
     offset = 0;
   }
-  let value = pool.toString('hex', offset, offset + BYTES);
-  offset += BYTES;
+  let value = hex.slice(offset * SECRET_LENGTH, (offset + 1) * SECRET_LENGTH);
+  offset += 1;
   if (since !== undefined) value += SINCE + String(Math.floor(since));
   return identity ? value + SEPARATOR + identity : value;
 }

@@ -37,6 +37,18 @@ export function smallestTtl(driftFactor: number = DEFAULT_DRIFT_FACTOR): number 
 }
 
 /**
+ * The monotonic deadline an operation on `ttl` sent at `start` lasts until on our clock (the
+ * `deadline` of {@link leaseOf}, without reading the clock).
+ */
+export function deadlineOf(
+  start: number,
+  ttl: number,
+  driftFactor: number = DEFAULT_DRIFT_FACTOR,
+): number {
+  return start + ttl - driftFor(ttl, driftFactor);
+}
+
+/**
  * The lease an operation on `ttl` gives when it was sent at `start` (monotonic): the deadline it
  * lasts until on our clock, and the validity left now.
  */
@@ -45,7 +57,7 @@ export function leaseOf(
   ttl: number,
   driftFactor: number = DEFAULT_DRIFT_FACTOR,
 ): { deadline: number; validity: number } {
-  const deadline = start + ttl - driftFor(ttl, driftFactor);
+  const deadline = deadlineOf(start, ttl, driftFactor);
   return { deadline, validity: deadline - monotonicNow() };
 }
 

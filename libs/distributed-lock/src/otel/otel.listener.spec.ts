@@ -1,5 +1,5 @@
 import type { LoggerService } from '@nestjs/common';
-import { metrics, trace, type Meter, type MeterProvider } from '@opentelemetry/api';
+import { context, metrics, trace, type Meter, type MeterProvider } from '@opentelemetry/api';
 import {
   AggregationTemporality,
   MeterProvider as SdkMeterProvider,
@@ -136,6 +136,27 @@ describe('OpenTelemetry listener', () => {
     expect(await points('lock.held')).toEqual([
       ['{"lock.name":"order","lock.store":"default"}', 2],
     ]);
+  });
+
+  it('no tracer SDK behind the global proxy: builds no span and reads no context, until one registers', () => {
+    const events = hub();
+    const active = jest.spyOn(context, 'active');
+    try {
+      events.emit(acquired('order:1'));
+      expect(active).not.toHaveBeenCalled();
+      install();
+      events.emit(acquired('order:2'));
+      expect(active).toHaveBeenCalled();
+      expect(spans.getFinishedSpans().map((s) => s.attributes['lock.name'])).toEqual(['order']);
+      // Unregistered again (a new proxy with no delegate): back to building nothing.
+      trace.disable();
+      const calls = active.mock.calls.length;
+      events.emit(acquired('order:3'));
+      expect(active).toHaveBeenCalledTimes(calls);
+      expect(spans.getFinishedSpans()).toHaveLength(1);
+    } finally {
+      active.mockRestore();
+    }
   });
 
   it('follows a replaced global provider', async () => {

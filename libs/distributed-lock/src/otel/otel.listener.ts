@@ -93,6 +93,13 @@ class NameAttributes {
 export class OpenTelemetryLockListener {
   private meterProvider: MeterProvider | undefined;
   private tracerProvider: TracerProvider | undefined;
+  /** What the global proxy tracer provider delegates to (itself when it is no proxy). */
+  private tracerDelegate: TracerProvider | undefined;
+  /**
+   * False while no SDK is behind the global tracer provider: every span would be a no-op, so none
+   * is built (nor the caller's context read).
+   */
+  private tracing = true;
   private duration!: Histogram;
   private held: ObservableUpDownCounter | undefined;
   private lost!: Counter;
@@ -196,6 +203,7 @@ export class OpenTelemetryLockListener {
 
   /** A finished `lock.acquire` span covering the acquisition, in the caller's context. */
   private span(at: number, durationMs: number, attributes: Attributes, error?: string): void {
+    if (!this.tracing) return;
     const span = this.tracer.startSpan(
       'lock.acquire',
       { startTime: at - durationMs, attributes },
@@ -293,12 +301,34 @@ export class OpenTelemetryLockListener {
         description: '@Exclusive() invocations that did not run their method.',
       });
     }
+    // The API hands out one proxy provider until `trace.disable()`; an SDK registering later becomes
+    // its delegate, so the delegate is compared on every event too (one property read).
     const tracerProvider = this.api.trace.getTracerProvider();
-    if (tracerProvider !== this.tracerProvider) {
+    const proxy = asProxy(tracerProvider);
+    const delegate = proxy === undefined ? tracerProvider : proxy.getDelegate();
+    if (tracerProvider !== this.tracerProvider || delegate !== this.tracerDelegate) {
       this.tracerProvider = tracerProvider;
+      this.tracerDelegate = delegate;
       this.tracer = tracerProvider.getTracer(INSTRUMENTATION_SCOPE, this.version);
+      // A proxy with no delegate has no SDK behind it: its spans are no-ops.
+      this.tracing =
+        proxy === undefined ||
+        proxy.getDelegateTracer(INSTRUMENTATION_SCOPE, this.version) !== undefined;
     }
   }
+}
+
+/** The API's proxy tracer provider (what `trace.getTracerProvider()` returns), if it is one. */
+interface ProxyProvider extends TracerProvider {
+  getDelegate(): TracerProvider;
+  getDelegateTracer(name: string, version?: string): Tracer | undefined;
+}
+
+function asProxy(provider: TracerProvider): ProxyProvider | undefined {
+  const p = provider as Partial<ProxyProvider>;
+  return typeof p.getDelegate === 'function' && typeof p.getDelegateTracer === 'function'
+    ? (p as ProxyProvider)
+    : undefined;
 }
 
 function describe(value: unknown): string {

@@ -53,3 +53,41 @@ describe('vote (Redlock quorum)', () => {
     expect(tally).toMatchObject({ ok: false, failed: 1 });
   });
 });
+
+describe('vote on one instance (the fast path)', () => {
+  it('a grant, a refusal, a failure and a rejected ask: the same tally the majority rule gives', async () => {
+    expect(await vote(1, asker([yes]))).toEqual({
+      ok: true,
+      total: 1,
+      quorum: 1,
+      granted: new Map([[0, 7]]),
+      refused: 0,
+      failed: 0,
+      firstError: undefined,
+      refusedBy: [false],
+    });
+    expect(await vote(1, asker([no]))).toEqual({
+      ok: false,
+      total: 1,
+      quorum: 1,
+      granted: new Map(),
+      refused: 1,
+      failed: 0,
+      firstError: undefined,
+      refusedBy: [true],
+    });
+    const failed = await vote(1, asker([down]));
+    expect(failed).toMatchObject({ ok: false, refused: 0, failed: 1, refusedBy: [false] });
+    expect((failed.firstError as Error).message).toBe('down');
+    const rejected = await vote(1, () => Promise.reject(new Error('reset')));
+    expect(rejected).toMatchObject({ ok: false, refused: 0, failed: 1, refusedBy: [false] });
+    expect((rejected.firstError as Error).message).toBe('reset');
+  });
+
+  it('an ask that throws: a rejected vote, never a synchronous throw', async () => {
+    const tally = vote(1, () => {
+      throw new Error('sync');
+    });
+    await expect(tally).rejects.toThrow('sync');
+  });
+});

@@ -27,6 +27,7 @@ export interface Tally {
  * @internal
  */
 export function vote(total: number, ask: (index: number) => Promise<Vote>): Promise<Tally> {
+  if (total === 1) return voteOne(ask);
   const quorum = Math.floor(total / 2) + 1;
   return new Promise((resolve) => {
     const granted = new Map<number, number>();
@@ -64,4 +65,33 @@ export function vote(total: number, ask: (index: number) => Promise<Vote>): Prom
       );
     }
   });
+}
+
+/**
+ * `vote` on one instance: its answer is the outcome, so no tally is kept while waiting (the same
+ * Tally the majority rule gives, without its promise, closures and bookkeeping per operation).
+ */
+function voteOne(ask: (index: number) => Promise<Vote>): Promise<Tally> {
+  let answer: Promise<Vote>;
+  try {
+    answer = ask(0);
+  } catch (error) {
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+  return answer.then(tallyOfOne, (error: unknown) => tallyOfOne({ kind: 'failed', error }));
+}
+
+function tallyOfOne(v: Vote): Tally {
+  const granted = new Map<number, number>();
+  if (v.kind === 'for') granted.set(0, v.value);
+  return {
+    ok: v.kind === 'for',
+    total: 1,
+    quorum: 1,
+    granted,
+    refused: v.kind === 'refused' ? 1 : 0,
+    failed: v.kind === 'failed' ? 1 : 0,
+    firstError: v.kind === 'failed' ? v.error : undefined,
+    refusedBy: [v.kind === 'refused'],
+  };
 }

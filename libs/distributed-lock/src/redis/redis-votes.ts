@@ -29,9 +29,14 @@ export function toAcquireVote(reply: unknown): Vote {
   return token > 0 ? { kind: 'for', value: token } : { kind: 'refused' };
 }
 
+/** A grant whose value is 1, shared: votes are only read. @internal */
+export const FOR_ONE: Vote = Object.freeze({ kind: 'for', value: 1 });
+/** A refusal, shared: votes are only read. @internal */
+export const REFUSED: Vote = Object.freeze({ kind: 'refused' });
+
 /** A 1 / 0 script reply. @internal */
 export function toBinaryVote(reply: unknown): Vote {
-  return reply === 1 ? { kind: 'for', value: 1 } : { kind: 'refused' };
+  return reply === 1 ? FOR_ONE : REFUSED;
 }
 
 /** Keeps an error's name and message only: ioredis errors carry command arguments (lock values). @internal */

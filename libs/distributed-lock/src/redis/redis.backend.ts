@@ -15,7 +15,7 @@ import type {
 import type { ResolvedRedisOptions } from './resolve-redis-options';
 import { isCluster, RedisInstances, type LockClient } from './redis-instances';
 import { newLockValue } from '../backend/lock-value';
-import { extended, granted, keyField, leaseOf } from '../backend/validity';
+import { deadlineOf, extended, granted, keyField, leaseOf } from '../backend/validity';
 import {
   ACQUIRE,
   ACQUIRE_PERMIT,
@@ -40,6 +40,8 @@ import {
   splitVote,
   SplitVote,
   SPLIT_RETRIES,
+  FOR_ONE,
+  REFUSED,
   toAcquireVote,
   toBinaryVote,
   voteFailure,
@@ -201,6 +203,11 @@ export class RedisLockBackend implements LockBackend {
    * @throws InvalidLockArgumentError
    */
   private keysOf(keys: string[]): { redisKeys: string[]; fenceKeys: string[] } {
+    if (keys.length === 1 && !this.prefixMayCollide && !this.cluster) {
+      // The common case, without the checks that cannot fail here (same result as below).
+      const full = this.keyPrefix + keys[0];
+      return { redisKeys: [full], fenceKeys: [FENCE_NAMESPACE + full] };
+    }
     const redisKeys = keys.map((k) => this.redisKey(k));
     if (this.prefixMayCollide) {
       redisKeys.forEach((full, i) => {
@@ -387,12 +394,9 @@ export class RedisLockBackend implements LockBackend {
     // An instance whose connection was down or reset gets the release again once it is back (as an
     // undo does), else it would keep the key for the rest of its TTL with nobody holding it.
     const until = lock.deadline + 1_000;
+    const toVote = n === 1 ? toBinaryVote : (r: unknown): Vote => (r === n ? FOR_ONE : REFUSED);
     const tally = await vote(this.clients.length, (i) =>
-      this.watch.track(
-        i,
-        this.releases.sendRelease(i, lock.redisKeys, lock.value, until),
-        (r): Vote => (r === n ? { kind: 'for', value: 1 } : { kind: 'refused' }),
-      ),
+      this.watch.track(i, this.releases.sendRelease(i, lock.redisKeys, lock.value, until), toVote),
     );
     if (!tally.ok) throw voteFailure(tally, keys, 'lost');
   }
@@ -477,10 +481,23 @@ export class RedisLockBackend implements LockBackend {
     // The client clock in microseconds floors the counters (see lock.scripts.ts); one value for
     // every instance of this attempt.
     const floor = clockFloor();
-    const args = [...redisKeys, ...fenceKeys, value, ttl, n, floor];
-    const asks = this.scripted.map((client, i) =>
-      this.watch.track(i, client.dlockAcquire(2 * n, ...args), toAcquireVote),
-    );
+    const asks: Array<Promise<Vote>> = [];
+    if (n === 1) {
+      // One key: the arguments as they are, without building and spreading an array per instance.
+      const [key] = redisKeys;
+      const [fence] = fenceKeys;
+      for (let i = 0; i < this.scripted.length; i += 1) {
+        const sent = this.scripted[i].dlockAcquire(2, key, fence, value, ttl, 1, floor);
+        asks.push(this.watch.track(i, sent, toAcquireVote));
+      }
+    } else {
+      const args = [...redisKeys, ...fenceKeys, value, ttl, n, floor];
+      for (let i = 0; i < this.scripted.length; i += 1) {
+        asks.push(
+          this.watch.track(i, this.scripted[i].dlockAcquire(2 * n, ...args), toAcquireVote),
+        );
+      }
+    }
     const tally = await vote(asks.length, (i) => asks[i]);
     if (!tally.ok) {
       this.releases.undo(tally, redisKeys, value, start + ttl);
@@ -501,7 +518,8 @@ export class RedisLockBackend implements LockBackend {
       if (token !== 0 && t !== token) agree = false;
       if (t > token) token = t;
     }
-    const { deadline } = leaseOf(start, ttl, this.driftFactor);
+    // `granted` below measures the validity; here only the deadline is needed.
+    const deadline = deadlineOf(start, ttl, this.driftFactor);
     const lock: RedisLock = { deadline, validity: 0, value, fencingToken: token, redisKeys };
     // Counters that disagree (or several keys) need `token` written back to a majority that still
     // holds the lock, so every later majority meets a counter at least this high (docs/SAFETY.md).

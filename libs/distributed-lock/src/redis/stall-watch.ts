@@ -15,7 +15,10 @@ export class InstanceStalledError extends Error {
 interface Instance {
   /** Commands sent and not settled. */
   pending: Set<(error: unknown) => void>;
-  /** Monotonic time of the last answer, or of the moment commands started waiting. */
+  /**
+   * The watch's tick count at the last answer, or at the moment commands started waiting (a count,
+   * not a clock read: stamping every answer with the clock cost more than the rest of the watch).
+   */
   heard: number;
   /** Silence counted so far, over on-time ticks only. */
   silent: number;
@@ -39,6 +42,8 @@ export class StallWatch {
   private readonly instances: Instance[];
   private timer: NodeJS.Timeout | undefined;
   private lastTick = 0;
+  /** Ticks so far: what `Instance.heard` is measured in. */
+  private ticks = 0;
   private waiting = 0;
 
   constructor(
@@ -65,7 +70,7 @@ export class StallWatch {
       const settle = (answered: boolean) => {
         if (instance.pending.delete(fail)) this.waiting -= 1;
         if (!answered) return;
-        instance.heard = monotonicNow();
+        instance.heard = this.ticks;
         instance.stalled = undefined;
       };
       if (instance.stalled) {
@@ -78,7 +83,7 @@ export class StallWatch {
         fail(instance.stalled);
         return;
       }
-      if (instance.pending.size === 0) instance.heard = monotonicNow();
+      if (instance.pending.size === 0) instance.heard = this.ticks;
       instance.pending.add(fail);
       this.waiting += 1;
       if (!this.timer) this.start();
@@ -109,18 +114,20 @@ export class StallWatch {
 
   private tick(): void {
     const now = monotonicNow();
-    const previous = this.lastTick;
-    const gap = now - previous;
+    const gap = now - this.lastTick;
     this.lastTick = now;
+    // Heard since the previous tick (or between this one and the decision below): `heard >= since`.
+    const since = this.ticks;
+    this.ticks += 1;
     if (this.waiting === 0) return this.stop();
     // A late tick means we were starved: that stretch proves little about the instances, so it
     // counts as one normal stretch at most (a steadily lagging process still detects a stall).
-    setImmediate(() => this.decide(previous, Math.min(gap, TICK_MS * 3)));
+    setImmediate(() => this.decide(since, Math.min(gap, TICK_MS * 3)));
   }
 
-  private decide(previous: number, gap: number): void {
+  private decide(since: number, gap: number): void {
     this.instances.forEach((instance, index) => {
-      if (instance.pending.size === 0 || instance.heard >= previous) {
+      if (instance.pending.size === 0 || instance.heard >= since) {
         instance.silent = 0;
         return;
       }

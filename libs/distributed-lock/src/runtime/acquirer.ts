@@ -41,6 +41,9 @@ export interface AcquireRequest {
  * @internal
  */
 export class Acquirer {
+  /** {@link retryBudget} of the module's retry settings, computed once. */
+  private readonly defaultBudget: number;
+
   constructor(
     private readonly retry: ResolvedRetry,
     private readonly stores: StoreRegistry,
@@ -48,7 +51,9 @@ export class Acquirer {
     private readonly emitter: LockEventEmitter,
     private readonly owner: LockHandleOwner,
     private readonly releaseQuietly: (handle: LockHandle) => Promise<void>,
-  ) {}
+  ) {
+    this.defaultBudget = retryBudget(retry);
+  }
 
   /**
    * Acquires with waiting: retries a busy lock as `options.wait` (or the retry settings) allow.
@@ -72,7 +77,13 @@ export class Acquirer {
     const limit = limitOf(keys, options.limit, store, backend);
     /** What a waiter wakes on: the release of any permit of a limited key (computed once waiting). */
     let released: string[] | undefined;
-    const budget = wait ?? (backend.waitForRelease === undefined ? undefined : retryBudget(retry));
+    const budget =
+      wait ??
+      (backend.waitForRelease === undefined
+        ? undefined
+        : retry === this.retry
+          ? this.defaultBudget
+          : retryBudget(retry));
     const subject = { keys, handler, store };
     const start = monotonicNow();
     for (let attempt = 0; ; attempt += 1) {
