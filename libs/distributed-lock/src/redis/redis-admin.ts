@@ -1,13 +1,17 @@
 import type { Redis } from 'ioredis';
-import type { BackendHeldKey, BackendListQuery } from '../backend/lock-backend.interface';
-import { holderOf } from '../backend/lock-value';
+import type {
+  BackendHeldKey,
+  BackendHolder,
+  BackendListQuery,
+} from '../backend/lock-backend.interface';
+import { holderOf, sinceOf } from '../backend/lock-value';
 import { Messages } from '../distributed-lock.messages';
 import { LockUnavailableError } from '../errors/lock-unavailable.error';
 import { READ_HELD } from './lock.scripts';
 import { isCluster, type LockClient } from './redis-instances';
 import { fenceKeyFor } from './redis-keys';
 import type { Vote } from './quorum';
-import { sanitize } from './redis-votes';
+import { sanitize, withTimeout } from './redis-votes';
 
 /** Keys asked for per SCAN call: small steps, so Redis serves other clients between them. */
 const SCAN_COUNT = 1_000;
@@ -21,13 +25,55 @@ const READ_CHUNK = 200;
 /** A stored lock value (`<32 hex>`, optionally `@<since>`, optionally `/<identity>`): anything else under the prefix is not ours. */
 const LOCK_VALUE = /^[0-9a-f]{32}(?:[@/]|$)/;
 
-/** What one instance holds for one key. */
-interface Seen {
-  /** The instance. */
-  readonly i: number;
+/** What one instance holds for one key (from READ_HELD: its value, PTTL and fencing counter). @internal */
+export interface HeldOn {
   readonly value: string;
   readonly pttl: number;
   readonly fence: number;
+}
+
+/** What instance `i` holds for one key. */
+interface Seen extends HeldOn {
+  /** The instance. */
+  readonly i: number;
+}
+
+/**
+ * One READ_HELD answer for one key (value, PTTL, counter), or null when the instance holds no lock
+ * value there (missing, expired, or something under the prefix that is not ours).
+ * @internal
+ */
+export function heldOn(value: unknown, pttl: unknown, fence: unknown): HeldOn | null {
+  if (typeof value !== 'string' || !LOCK_VALUE.test(value)) return null;
+  if (typeof pttl !== 'number' || pttl === -2) return null;
+  const counter = Number(fence ?? 0);
+  return {
+    value,
+    pttl: pttl < 0 ? Number.MAX_SAFE_INTEGER : pttl,
+    fence: Number.isFinite(counter) ? counter : 0,
+  };
+}
+
+/**
+ * A key a majority (`held`, at least `quorum` instances with one value) holds: the holder's
+ * identity and `since`, its token (the highest counter among them: what its acquisition issued) and
+ * when fewer than a majority will hold it (the quorum-th longest TTL from `start`, epoch ms).
+ * @internal
+ */
+export function majorityHold(
+  held: readonly HeldOn[],
+  quorum: number,
+  start: number,
+): BackendHolder {
+  const pttls = held.map((h) => h.pttl).sort((a, b) => b - a);
+  let fence = 0;
+  for (const h of held) if (h.fence > fence) fence = h.fence;
+  return {
+    identity: holderOf(held[0].value),
+    since: sinceOf(held[0].value),
+    fencingToken: fence,
+    expiresAt: Math.min(start + pttls[quorum - 1], Number.MAX_SAFE_INTEGER),
+  };
 }
 
 /**
@@ -57,14 +103,6 @@ export interface RedisListContext {
 /** `*`, `?`, `[`, `]` and `\` stand for themselves in a SCAN MATCH pattern. */
 function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -125,15 +163,8 @@ export async function listRedis(
   };
 
   const record = (i: number, real: string, value: unknown, pttl: unknown, fence: unknown) => {
-    if (typeof value !== 'string' || !LOCK_VALUE.test(value)) return;
-    if (typeof pttl !== 'number' || pttl === -2) return;
-    const counter = Number(fence ?? 0);
-    note(real.slice(ctx.clusterPrefix.length), {
-      i,
-      value,
-      pttl: pttl < 0 ? Number.MAX_SAFE_INTEGER : pttl,
-      fence: Number.isFinite(counter) ? counter : 0,
-    });
+    const held = heldOn(value, pttl, fence);
+    if (held) note(real.slice(ctx.clusterPrefix.length), { i, ...held });
   };
 
   /** Outside a Cluster: one script call per SCAN step (a pipeline of 3 commands per key costs 5-10x the client CPU). */
@@ -205,16 +236,8 @@ export async function listRedis(
   const found: BackendHeldKey[] = [];
   for (const [full, held] of confirmed) {
     if (found.length >= query.limit) break;
-    // Held by a majority until the quorum-th longest TTL runs out.
-    const pttls = held.map((h) => h.pttl).sort((a, b) => b - a);
-    let fence = 0;
-    for (const h of held) if (h.fence > fence) fence = h.fence;
-    found.push({
-      key: full.slice(ctx.keyPrefix.length),
-      identity: holderOf(held[0].value),
-      fencingToken: fence,
-      expiresAt: Math.min(start + pttls[quorum - 1], Number.MAX_SAFE_INTEGER),
-    });
+    const { identity, fencingToken, expiresAt } = majorityHold(held, quorum, start);
+    found.push({ key: full.slice(ctx.keyPrefix.length), identity, fencingToken, expiresAt });
     if (found.length % ASSEMBLE_CHUNK === 0) await new Promise((resolve) => setImmediate(resolve));
   }
   return found;

@@ -57,11 +57,11 @@ export function splitPause(attempt: number): Promise<void> {
   return sleep(1 + Math.random() * SPLIT_PAUSE_MS * 2 ** attempt);
 }
 
-/** Rejects when `promise` has not settled within `ms`. @internal */
+/** Rejects (`no answer within <ms> ms`) when `promise` has not settled within `ms`. @internal */
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('timed out')), ms);
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
