@@ -48,6 +48,7 @@ import {
   withTimeout,
 } from './redis-votes';
 import { StallWatch } from './stall-watch';
+import { WriteBatch } from './write-batch';
 import { monotonicNow } from '../utils/clock';
 
 /** A lock as the Redis backend holds it. @internal */
@@ -96,6 +97,8 @@ export class RedisLockBackend implements LockBackend {
   private readonly commandTimeout: number;
   private readonly scripted: ScriptClient[];
   private readonly watch: StallWatch;
+  /** Coalesces each turn's commands per connection into one socket write (write-batch.ts). */
+  private readonly batch: WriteBatch;
   private readonly waiters: ReleaseWaiters;
   /** ARGV[2] of the release script: '1' announces releases to waiters. */
   private readonly publish: '0' | '1';
@@ -121,11 +124,13 @@ export class RedisLockBackend implements LockBackend {
     this.cluster = clients.some(isCluster);
     this.clusterPrefix = clients.find(isCluster)?.options?.keyPrefix ?? '';
     this.watch = new StallWatch(clients.length, options.commandTimeout);
+    this.batch = new WriteBatch(clients);
     this.waiters = new ReleaseWaiters(clients);
     this.publish = this.waiters.enabled ? '1' : '0';
-    this.releases = new ReleaseQueue(clients, (i, keys, value) =>
-      this.scripted[i].dlockRelease(keys.length, ...keys, value, this.publish),
-    );
+    this.releases = new ReleaseQueue(clients, (i, keys, value) => {
+      this.batch.hold(i);
+      return this.scripted[i].dlockRelease(keys.length, ...keys, value, this.publish);
+    });
     this.prefixMayCollide =
       FENCE_NAMESPACE.startsWith(keyPrefix) || keyPrefix.startsWith(FENCE_NAMESPACE);
     this.scripted = clients.map((client) => {
@@ -283,8 +288,9 @@ export class RedisLockBackend implements LockBackend {
       instances: this.clients.length,
       driftFactor: this.driftFactor,
       newValue: () => newLockValue(this.identity),
-      acquireOn: (i, keys, fences, value, ttl, floor, from) =>
-        this.watch.track(
+      acquireOn: (i, keys, fences, value, ttl, floor, from) => {
+        this.batch.hold(i);
+        return this.watch.track(
           i,
           this.scripted[i].dlockAcquirePermit(
             2 * keys.length,
@@ -298,9 +304,11 @@ export class RedisLockBackend implements LockBackend {
           ),
           toPermitVote,
           // track() hands back what toPermitVote returned, or a failed vote: a PermitVote either way.
-        ) as Promise<PermitVote>,
-      takeOn: (i, keys, permit, fence, value, ttl, floor) =>
-        this.watch.track(
+        ) as Promise<PermitVote>;
+      },
+      takeOn: (i, keys, permit, fence, value, ttl, floor) => {
+        this.batch.hold(i);
+        return this.watch.track(
           i,
           this.scripted[i].dlockTakePermit(
             keys.length + 1,
@@ -313,15 +321,18 @@ export class RedisLockBackend implements LockBackend {
             this.publish,
           ),
           toAcquireVote,
-        ),
-      fence: (key, fence, value, token) =>
-        vote(this.clients.length, (i) =>
+        );
+      },
+      fence: (key, fence, value, token) => {
+        this.batch.holdAll();
+        return vote(this.clients.length, (i) =>
           this.watch.track(
             i,
             this.scripted[i].dlockFence(2, key, fence, value, token, 1),
             toBinaryVote,
           ),
-        ),
+        );
+      },
       undo: (tally, keys, value, until) => this.releases.undo(tally, keys, value, until),
       releaseOn: (i, keys, value, until) => this.releases.releaseOn(i, keys, value, until),
       failure: (tally, keys) => voteFailure(tally, keys, 'busy'),
@@ -342,6 +353,7 @@ export class RedisLockBackend implements LockBackend {
     for (let attempt = 0; ; attempt += 1) {
       const start = monotonicNow();
       const value = newLockValue(this.identity);
+      this.batch.holdAll();
       const asks = this.clients.map((client, i) =>
         this.watch.track(i, client.set(full, value, 'PX', ttl, 'NX'), (r): Vote =>
           r === 'OK' ? { kind: 'for', value: 1 } : { kind: 'refused' },
@@ -370,6 +382,7 @@ export class RedisLockBackend implements LockBackend {
     const start = monotonicNow();
     if (start >= lock.deadline)
       throw new LockLostError(keys, Messages.lost(keys, 'expired before it could be extended'));
+    this.batch.holdAll();
     const tally = await vote(this.clients.length, (i) =>
       this.watch.track(
         i,
@@ -482,6 +495,7 @@ export class RedisLockBackend implements LockBackend {
     // every instance of this attempt.
     const floor = clockFloor();
     const asks: Array<Promise<Vote>> = [];
+    this.batch.holdAll();
     if (n === 1) {
       // One key: the arguments as they are, without building and spreading an array per instance.
       const [key] = redisKeys;
@@ -524,6 +538,7 @@ export class RedisLockBackend implements LockBackend {
     // Counters that disagree (or several keys) need `token` written back to a majority that still
     // holds the lock, so every later majority meets a counter at least this high (docs/SAFETY.md).
     if (!agree || n > 1) {
+      this.batch.holdAll();
       const fenced = await vote(this.clients.length, (i) =>
         this.watch.track(
           i,
