@@ -7,7 +7,7 @@ import type { DistributedLockModuleOptions } from './interfaces/module-options.i
 import type { ResolvedLockOptions } from './options/resolved-options';
 import { validateModuleOptions } from './options/validate-options';
 import { attachOpenTelemetry } from './otel/otel.listener';
-import { RedisLockBackend } from './redis/redis.backend';
+import { redisBackend } from './redis/redis-backend.factory';
 
 /**
  * The module's providers that decide things once: validated options, the backend (the user's
@@ -23,8 +23,17 @@ export const distributedLockProviders: Provider[] = [
   {
     provide: LockBackend,
     inject: [DISTRIBUTED_LOCK_OPTIONS],
+    // `forRoot({ connections })` is the shorthand for `backend: redisBackend({ connections })`.
     useFactory: (options: ResolvedLockOptions): LockBackend =>
-      options.backend ?? new RedisLockBackend(options),
+      options.backend ??
+      redisBackend({
+        connections: options.connections,
+        clients: options.clients,
+        keyPrefix: options.keyPrefix,
+        driftFactor: options.driftFactor,
+        commandTimeout: options.commandTimeout,
+        logger: options.logger ?? false,
+      }),
   },
   {
     provide: LockEvents,
