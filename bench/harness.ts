@@ -39,8 +39,26 @@ async function window(
 }
 
 /**
- * Interleaves the cases: every round runs each case once (in rotating order) for `ms`, after a
- * warm-up round, so machine noise hits all cases alike.
+ * A permutation of 0..n-1 drawn from `seed` (a fixed xorshift, so every run uses the same orders):
+ * each round gets its own, so no case always follows the same neighbour (whose garbage, timers or
+ * socket state it would otherwise always inherit).
+ */
+function shuffled(n: number, seed: number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  let x = (seed + 1) * 0x9e3779b1;
+  for (let i = n - 1; i > 0; i -= 1) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const j = (x >>> 0) % (i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+/**
+ * Interleaves the cases: every round runs each case once for `ms`, in a different shuffled order
+ * each round, after a warm-up round, so machine noise and the neighbouring cases hit all alike.
  */
 export async function interleave(
   cases: BenchCase[],
@@ -57,8 +75,7 @@ export async function interleave(
   }));
   for (const c of cases) await window(c, Math.min(ms, 300)); // warm-up: JIT, script cache, connections
   for (let r = 0; r < rounds; r += 1) {
-    for (let k = 0; k < cases.length; k += 1) {
-      const idx = (k + r) % cases.length;
+    for (const idx of shuffled(cases.length, r)) {
       const w = await window(cases[idx], ms);
       const res = results[idx];
       res.ops += w.ops;
