@@ -1,3 +1,4 @@
+import { setImmediate as hostSetImmediate } from 'node:timers';
 import type { LockClient } from './redis-instances';
 import { isCluster } from './redis-instances';
 
@@ -6,6 +7,11 @@ import { isCluster } from './redis-instances';
  * (jest fakes `nextTick` too) must not hold our socket writes until it advances its clock.
  */
 const nextTick = process.nextTick.bind(process);
+// A library loaded while fake timers were installed (jest `fakeTimers.enableGlobally`) captured the
+// fake `nextTick`, which may never run (and never does once the test calls `useRealTimers()`). So
+// every cork is also released by `setImmediate` from `node:timers`: the module's own function, which
+// jest's fake timers (they patch the global) leave alone. Whichever runs first uncorks; the other
+// does nothing.
 
 /** The parts of an ioredis connection a batch looks at (`stream` and `commandQueue` are public fields). */
 interface Corkable {
@@ -47,10 +53,15 @@ export class WriteBatch {
     if (!stream?.writable || typeof stream.cork !== 'function') return;
     this.corked[i] = true;
     stream.cork();
-    nextTick(() => {
+    let open = true;
+    const flush = () => {
+      if (!open) return;
+      open = false;
       this.corked[i] = false;
       stream.uncork?.();
-    });
+    };
+    nextTick(flush);
+    hostSetImmediate(flush);
   }
 
   /** {@link hold} on every instance (an operation about to send to all of them). */
