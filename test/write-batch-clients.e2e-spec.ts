@@ -10,7 +10,8 @@ import type { LockService } from '@app/distributed-lock';
 
 const realSetTimeout = setTimeout;
 const sleep = (ms: number) => new Promise((r) => realSetTimeout(r, ms));
-const corked = (c: Redis) => (c.stream as unknown as { writableCorked?: number }).writableCorked ?? 0;
+const corked = (c: Redis) =>
+  (c.stream as unknown as { writableCorked?: number }).writableCorked ?? 0;
 
 /** 64 workers × `rounds` acquire/extend/release; resolves to counts or 'hung'. */
 async function burst(locks: LockService, rounds: number, extend = false, distinct = false) {
@@ -20,7 +21,10 @@ async function burst(locks: LockService, rounds: number, extend = false, distinc
     Array.from({ length: 64 }, async (_, w) => {
       for (let r = 0; r < rounds; r += 1) {
         try {
-          const lock = await locks.acquire(distinct ? `cl:${w}:${r}` : `cl:${w % 32}`, { ttl: 2_000, wait: 3_000 });
+          const lock = await locks.acquire(distinct ? `cl:${w}:${r}` : `cl:${w % 32}`, {
+            ttl: 2_000,
+            wait: 3_000,
+          });
           if (extend) await lock.extend(2_000);
           await lock.release();
           ok += 1;
@@ -50,28 +54,43 @@ describe('write batch with borrowed client flavours', () => {
     ['enableOfflineQueue: true', { enableOfflineQueue: true }],
     ['client keyPrefix', { keyPrefix: 'app:' }],
   ];
-  it.each(flavours)('%s: 64 × 20 acquire/extend/release settle, nothing left corked or held', async (_, extra) => {
-    const client = new Redis(fleet.urls[0], { lazyConnect: true, enableOfflineQueue: false, commandTimeout: 5_000, ...extra });
-    await client.connect();
-    const app = await lockApp({ clients: [client], commandTimeout: 1_000 });
-    try {
-      const out = await burst(app.locks, 20, true);
-      console.log(_, out);
-      expect(out).toMatchObject({ res: 'done', nErrors: 0, ok: 64 * 20 });
-      expect(corked(client)).toBe(0);
-      const inspect = new Redis(fleet.urls[0]);
-      expect((await inspect.keys('*cl:*')).filter((k) => !k.includes('fence:'))).toEqual([]);
-      inspect.disconnect();
-    } finally {
-      await app.close();
-      client.disconnect();
-    }
-  });
+  it.each(flavours)(
+    '%s: 64 × 20 acquire/extend/release settle, nothing left corked or held',
+    async (_, extra) => {
+      const client = new Redis(fleet.urls[0], {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        commandTimeout: 5_000,
+        ...extra,
+      });
+      await client.connect();
+      const app = await lockApp({ clients: [client], commandTimeout: 1_000 });
+      try {
+        const out = await burst(app.locks, 20, true);
+        console.log(_, out);
+        expect(out).toMatchObject({ res: 'done', nErrors: 0, ok: 64 * 20 });
+        expect(corked(client)).toBe(0);
+        const inspect = new Redis(fleet.urls[0]);
+        expect((await inspect.keys('*cl:*')).filter((k) => !k.includes('fence:'))).toEqual([]);
+        inspect.disconnect();
+      } finally {
+        await app.close();
+        client.disconnect();
+      }
+    },
+  );
 
   it('TLS: 64 × 20 acquire/extend/release settle', async () => {
     const ca = makeTestCa();
     const tlsFleet = await RedisFleet.start(1, [], ca);
-    const client = new Redis({ host: '127.0.0.1', port: tlsFleet.nodes[0].port, tls: { ca: ca.ca, servername: 'localhost' }, lazyConnect: true, enableOfflineQueue: false, commandTimeout: 5_000 });
+    const client = new Redis({
+      host: '127.0.0.1',
+      port: tlsFleet.nodes[0].port,
+      tls: { ca: ca.ca, servername: 'localhost' },
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      commandTimeout: 5_000,
+    });
     await client.connect();
     const app = await lockApp({ clients: [client], commandTimeout: 1_000 });
     try {
@@ -94,7 +113,10 @@ describe('write batch with borrowed client flavours', () => {
     const client = new Redis(fleet.urls[0], { lazyConnect: true, enableOfflineQueue: false });
     await client.connect();
     if (before) jest.useFakeTimers();
-    const app = await Promise.race([lockApp({ clients: [client] }), sleep(8_000).then(() => undefined)]);
+    const app = await Promise.race([
+      lockApp({ clients: [client] }),
+      sleep(8_000).then(() => undefined),
+    ]);
     try {
       expect(app).toBeDefined();
       if (!before) jest.useFakeTimers();

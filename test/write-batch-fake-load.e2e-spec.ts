@@ -5,10 +5,11 @@
  */
 import { Redis } from 'ioredis';
 import { RedisFleet } from './support/redis-fleet';
+import type * as LockAppModule from './support/lock-app';
 
 jest.useFakeTimers();
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { lockApp } = require('./support/lock-app') as typeof import('./support/lock-app');
+const { lockApp } = require('./support/lock-app') as typeof LockAppModule;
 jest.useRealTimers();
 
 const realSetTimeout = setTimeout;
