@@ -15,6 +15,13 @@
 /**
  * Sets every lock key if none exists and advances its counter; returns the largest counter, or -1 if
  * held. ARGV: value, ttl (ms), number of lock keys, the client clock floor (µs).
+ *
+ * Keys that already hold ARGV[1] are this very attempt, run a second time: a client re-sends the
+ * commands a connection reset left unanswered (ioredis does unless `maxRetriesPerRequest` is 0),
+ * and the value is unique to one attempt. That run answers as the first did (the largest counter,
+ * already advanced), so the attempt counts its grant instead of leaving its own keys held by
+ * nobody until they expire. Their TTL is left as the first run set it: the validity was timed from
+ * before that run.
  */
 export const ACQUIRE = `
 local now = tonumber(ARGV[4])
@@ -25,12 +32,21 @@ local function advance(key)
   return c
 end
 local n = tonumber(ARGV[3])
+local function again()
+  local token = -1
+  for i = 1, n do
+    if redis.pcall('GET', KEYS[i]) ~= ARGV[1] then return -1 end
+    local c = tonumber(redis.call('GET', KEYS[n + i]) or '0')
+    if c > token then token = c end
+  end
+  return token
+end
 if n == 1 then
-  if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
+  if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return again() end
   return advance(KEYS[2])
 end
 for i = 1, n do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return -1 end
+  if redis.call('EXISTS', KEYS[i]) == 1 then return again() end
 end
 local token = 0
 for i = 1, n do
@@ -39,6 +55,17 @@ for i = 1, n do
   if c > token then token = c end
 end
 return token
+`;
+
+/**
+ * A cron tick claim: sets KEYS[1] to ARGV[1] for ARGV[2] ms if it does not exist; 1 when set, else 0.
+ * A key that already holds ARGV[1] is this claim run a second time (see ACQUIRE): 1, so a re-sent
+ * claim does not lose the tick it took. No fencing counter: claims leave nothing once expired.
+ */
+export const CLAIM = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
 `;
 
 /** Raises every counter to at least ARGV[2], only while all lock keys still hold our value; 1 or 0. */
@@ -109,22 +136,28 @@ return 1
  * permit everywhere; attempts start at random permits, so concurrent ones rarely collide while
  * several are free, and all meet on the last free one. Keys: the `limit` permit keys, then their
  * counters. ARGV: value, ttl (ms), limit, the client clock floor (µs), start. Returns
- * `{permit, counter}` (permit 0-based), or -1 when every permit is held.
+ * `{permit, counter}` (permit 0-based), or -1 when every permit is held. Every permit is read
+ * first: one that already holds ARGV[1] is this attempt run a second time (see ACQUIRE), which
+ * answers with that permit instead of taking another.
  */
 export const ACQUIRE_PERMIT = `
 local n = tonumber(ARGV[3])
 local first = tonumber(ARGV[5])
+local free = nil
 for j = 0, n - 1 do
   local i = (first + j) % n + 1
-  if redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    local c = tonumber(redis.call('GET', KEYS[n + i]) or '0') + 1
-    local now = tonumber(ARGV[4])
-    if now > c then c = now end
-    redis.call('SET', KEYS[n + i], string.format('%d', c))
-    return {i - 1, c}
-  end
+  -- pcall: a key of another type is an error reply here (a table): held, never ours.
+  local v = redis.pcall('GET', KEYS[i])
+  if v == ARGV[1] then return {i - 1, tonumber(redis.call('GET', KEYS[n + i]) or '0')} end
+  if not v and not free then free = i end
 end
-return -1
+if not free then return -1 end
+redis.call('SET', KEYS[free], ARGV[1], 'PX', ARGV[2])
+local c = tonumber(redis.call('GET', KEYS[n + free]) or '0') + 1
+local now = tonumber(ARGV[4])
+if now > c then c = now end
+redis.call('SET', KEYS[n + free], string.format('%d', c))
+return {free - 1, c}
 `;
 
 /**

@@ -19,6 +19,7 @@ import { deadlineOf, extended, granted, keyField, leaseOf } from '../backend/val
 import {
   ACQUIRE,
   ACQUIRE_PERMIT,
+  CLAIM,
   EXTEND,
   FENCE,
   FORCE_RELEASE,
@@ -68,10 +69,11 @@ interface ScriptClient {
   dlockForce: Script;
   dlockAcquirePermit: Script;
   dlockTakePermit: Script;
+  dlockClaim: Script;
 }
 
 /** Every script the backend runs. */
-const SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE, ACQUIRE_PERMIT, TAKE_PERMIT];
+const SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE, ACQUIRE_PERMIT, TAKE_PERMIT, CLAIM];
 
 /** Limited keys whose permit key lists are kept (see `permitKeysOf`). */
 const PERMIT_KEY_CACHE = 1_000;
@@ -144,6 +146,7 @@ export class RedisLockBackend implements LockBackend {
       }
       if (typeof c.dlockForce !== 'function')
         client.defineCommand('dlockForce', { lua: FORCE_RELEASE });
+      if (typeof c.dlockClaim !== 'function') client.defineCommand('dlockClaim', { lua: CLAIM });
       if (typeof c.dlockAcquirePermit !== 'function') {
         client.defineCommand('dlockAcquirePermit', { lua: ACQUIRE_PERMIT });
         client.defineCommand('dlockTakePermit', { lua: TAKE_PERMIT });
@@ -354,10 +357,8 @@ export class RedisLockBackend implements LockBackend {
       const start = monotonicNow();
       const value = newLockValue(this.identity);
       this.batch.holdAll();
-      const asks = this.clients.map((client, i) =>
-        this.watch.track(i, client.set(full, value, 'PX', ttl, 'NX'), (r): Vote =>
-          r === 'OK' ? { kind: 'for', value: 1 } : { kind: 'refused' },
-        ),
+      const asks = this.scripted.map((client, i) =>
+        this.watch.track(i, client.dlockClaim(1, full, value, ttl), toBinaryVote),
       );
       const tally = await vote(asks.length, (i) => asks[i]);
       if (tally.ok) return true;
