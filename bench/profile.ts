@@ -3,7 +3,8 @@
  * redis-server processes, so it can be profiled on its own (`node --cpu-prof`, see the script in
  * package.json). Not a benchmark: it prints ops/s only to show the run was busy.
  *
- * Env: PROFILE_CASE = service | otel | floor (default service), PROFILE_INSTANCES (1),
+ * Env: PROFILE_CASE = service | otel | floor | floor-batched (default service; floor-batched corks each
+ * socket until the next tick, as the library's write batching does), PROFILE_INSTANCES (1),
  * PROFILE_CONCURRENCY (64), PROFILE_SECONDS (10).
  */
 import 'reflect-metadata';
@@ -54,17 +55,29 @@ async function main(): Promise<void> {
   });
   await Promise.all(clients.map((c) => c.connect()));
   const need = Math.floor(INSTANCES / 2) + 1;
+  /** floor-batched: the first command of a turn corks the socket, the next tick sends them all. */
+  const held = clients.map(() => false);
+  const hold = (k: number) => {
+    if (CASE !== 'floor-batched' || held[k]) return;
+    held[k] = true;
+    const stream = clients[k].stream;
+    stream.cork();
+    process.nextTick(() => {
+      held[k] = false;
+      stream.uncork();
+    });
+  };
   const op =
-    CASE === 'floor'
+    CASE === 'floor' || CASE === 'floor-batched'
       ? async (w: number, i: number) => {
           const key = `lock:profile:fenced:${w}:${i % 1000}`;
           const token = randomBytes(16).toString('hex');
           await majority(
-            clients.map((c) => c.setAndCount(key, `fence:${key}`, token, TTL)),
+            clients.map((c, k) => (hold(k), c.setAndCount(key, `fence:${key}`, token, TTL))),
             need,
           );
           await majority(
-            clients.map((c) => c.cad(key, token)),
+            clients.map((c, k) => (hold(k), c.cad(key, token))),
             need,
           );
         }
