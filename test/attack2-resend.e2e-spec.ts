@@ -91,7 +91,7 @@ describe('attack2: re-sent acquisitions', () => {
     await next!.release();
   });
 
-  it('first copy counted failed, limited and claim: no permit or claim left held by nobody', async () => {
+  it('first copy counted failed, limited: no permit left held by nobody', async () => {
     await make(1, { retryStrategy: () => 1_500 });
     app = await lockApp({ clients, commandTimeout: 400 });
     const { locks } = app;

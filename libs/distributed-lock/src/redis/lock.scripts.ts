@@ -21,7 +21,8 @@
  * and the value is unique to one attempt. That run answers as the first did (the largest counter,
  * already advanced), so the attempt counts its grant instead of leaving its own keys held by
  * nobody until they expire. Their TTL is left as the first run set it: the validity was timed from
- * before that run.
+ * before that run. When only some still hold it (another was force-released between the runs),
+ * the run refuses and deletes those: nobody undoes a refusing instance, and nobody holds them.
  */
 export const ACQUIRE = `
 local now = tonumber(ARGV[4])
@@ -34,12 +35,19 @@ end
 local n = tonumber(ARGV[3])
 local function again()
   local token = -1
+  local mine = 0
   for i = 1, n do
-    if redis.pcall('GET', KEYS[i]) ~= ARGV[1] then return -1 end
-    local c = tonumber(redis.call('GET', KEYS[n + i]) or '0')
-    if c > token then token = c end
+    if redis.pcall('GET', KEYS[i]) == ARGV[1] then
+      mine = mine + 1
+      local c = tonumber(redis.call('GET', KEYS[n + i]) or '0')
+      if c > token then token = c end
+    end
   end
-  return token
+  if mine == n then return token end
+  for i = 1, n do
+    if mine > 0 and redis.pcall('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+  end
+  return -1
 end
 if n == 1 then
   if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return again() end
