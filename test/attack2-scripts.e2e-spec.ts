@@ -135,7 +135,7 @@ describe('attack2: re-send branches of the scripts', () => {
     await r.slowlog('RESET');
     await permit('big', 100, 'late', 10_000, 1, 0);
     const log = (await r.slowlog('GET', 5)) as Array<[number, number, number, string[]]>;
-     
+
     console.log(
       `limit 100 all-held: ${perCall.toFixed(0)} µs per round trip; slowlog µs:`,
       log.map((e) => `${e[3][0]}:${e[2]}`),
