@@ -37,8 +37,15 @@ describe('write batch when the library was loaded under fake timers', () => {
         () => 'done',
         (e: unknown) => `failed: ${String(e)}`,
       );
-      const hung = new Promise<string>((r) => realSetTimeout(() => r('hung'), 8_000));
-      expect(await Promise.race([outcome, hung])).toBe('done');
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise<string>((r) => {
+        timer = realSetTimeout(() => r('hung'), 8_000);
+      });
+      try {
+        expect(await Promise.race([outcome, hung])).toBe('done');
+      } finally {
+        clearTimeout(timer);
+      }
     } finally {
       await app.close();
       client.disconnect();

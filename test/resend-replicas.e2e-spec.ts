@@ -1,4 +1,4 @@
-/** attack2: re-sent acquisitions across a reset, beyond test/resend.e2e-spec.ts. */
+/** Re-sent acquisitions across a reset, beyond test/resend.e2e-spec.ts: several instances, a first copy counted failed, force-release between the copies. */
 import { Redis } from 'ioredis';
 import { FORCE_RELEASE } from '@app/distributed-lock/redis/lock.scripts';
 import { RedisFleet } from './support/redis-fleet';
@@ -6,7 +6,7 @@ import { lockApp, type LockApp } from './support/lock-app';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('attack2: re-sent acquisitions', () => {
+describe('re-sent acquisitions across replicas and resets', () => {
   let fleet: RedisFleet;
   let inspect: Redis[];
   let clients: Redis[] = [];
@@ -105,7 +105,7 @@ describe('attack2: re-sent acquisitions', () => {
     expect(await inspect[0].keys('lock:slowlim*')).toEqual([]);
   });
 
-  it('a limited acquisition across a reset is granted (the existing test accepts a refusal)', async () => {
+  it('a limited acquisition across a reset is granted', async () => {
     await make(1);
     app = await lockApp({ clients, commandTimeout: 2_000 });
     const { locks } = app;

@@ -1,4 +1,4 @@
-/** attack2: the re-send branches of ACQUIRE / ACQUIRE_PERMIT / CLAIM, run directly on a real Redis. */
+/** The re-send branches of ACQUIRE / ACQUIRE_PERMIT / CLAIM, run directly on a real Redis. */
 import { Redis } from 'ioredis';
 import {
   ACQUIRE,
@@ -8,7 +8,7 @@ import {
 } from '@app/distributed-lock/redis/lock.scripts';
 import { RedisFleet } from './support/redis-fleet';
 
-describe('attack2: re-send branches of the scripts', () => {
+describe('the re-send branches of the Redis scripts, run directly', () => {
   let fleet: RedisFleet;
   let r: Redis;
   beforeAll(async () => {
