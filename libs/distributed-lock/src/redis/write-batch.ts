@@ -4,14 +4,13 @@ import { isCluster } from './redis-instances';
 
 /**
  * `process.nextTick` as it was when the library loaded: a test that fakes timers after importing us
- * (jest fakes `nextTick` too) must not hold our socket writes until it advances its clock.
+ * (jest fakes `nextTick` too) must not hold our socket writes until it advances its clock. A library
+ * loaded while fake timers were installed (jest `fakeTimers.enableGlobally`) captured the fake one,
+ * which may never run, so every cork is also released by `setImmediate` from `node:timers` (the
+ * module's own function, which fake timers, patching the global, leave alone): whichever runs first
+ * uncorks, the other does nothing.
  */
 const nextTick = process.nextTick.bind(process);
-// A library loaded while fake timers were installed (jest `fakeTimers.enableGlobally`) captured the
-// fake `nextTick`, which may never run (and never does once the test calls `useRealTimers()`). So
-// every cork is also released by `setImmediate` from `node:timers`: the module's own function, which
-// jest's fake timers (they patch the global) leave alone. Whichever runs first uncorks; the other
-// does nothing.
 
 /** The parts of an ioredis connection a batch looks at (`stream` and `commandQueue` are public fields). */
 interface Corkable {
@@ -26,9 +25,9 @@ interface Corkable {
  * sending its next script; written one by one that is one write(2) per command, which the profile
  * (`npm run bench:profile`) showed to be most of the client's CPU per lock. So before a command goes
  * out on a connection that already waits for replies, its socket is corked until `process.nextTick`
- * (after the microtasks that send the others), and Node sends the lot in one writev. A connection
- * with nothing in flight writes at once, so a lone operation waits for nothing. Cluster clients
- * (several sockets) are left as they are.
+ * (after the microtasks that send the others; `setImmediate` as a fallback), and Node sends the lot
+ * in one writev. A connection with nothing in flight writes at once, so a lone operation waits for
+ * nothing. Cluster clients (several sockets) are left as they are.
  *
  * Safe for the validity arithmetic: a lock's validity is timed from before its commands are sent, so
  * the few microseconds a command waits here only shorten the validity counted, never lengthen it.
