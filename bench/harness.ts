@@ -93,6 +93,25 @@ export function quantile(values: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
+/**
+ * Write batching by hand, as redis/write-batch.ts does it for the library: call the returned
+ * function before each command sent on `client`; the first of a turn corks its socket and the next
+ * tick sends them all in one write.
+ */
+export function batchPerTurn(client: { stream: { cork(): void; uncork(): void } }): () => void {
+  let held = false;
+  return () => {
+    if (held) return;
+    held = true;
+    const stream = client.stream;
+    stream.cork();
+    process.nextTick(() => {
+      held = false;
+      stream.uncork();
+    });
+  };
+}
+
 /** Resolves once `need` of `promises` fulfilled; rejects once that became impossible. */
 export function majority<T>(promises: Promise<T>[], need: number): Promise<void> {
   return new Promise((resolve, reject) => {

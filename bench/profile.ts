@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { DistributedLockModule, LockService } from '../libs/distributed-lock/src';
 import { RedisFleet } from '../test/support/redis-fleet';
-import { majority } from './harness';
+import { batchPerTurn, majority } from './harness';
 
 const CASE = process.env.PROFILE_CASE ?? 'service';
 const INSTANCES = Number(process.env.PROFILE_INSTANCES ?? 1);
@@ -55,29 +55,20 @@ async function main(): Promise<void> {
   });
   await Promise.all(clients.map((c) => c.connect()));
   const need = Math.floor(INSTANCES / 2) + 1;
-  /** floor-batched: the first command of a turn corks the socket, the next tick sends them all. */
-  const held = clients.map(() => false);
-  const hold = (k: number) => {
-    if (CASE !== 'floor-batched' || held[k]) return;
-    held[k] = true;
-    const stream = clients[k].stream;
-    stream.cork();
-    process.nextTick(() => {
-      held[k] = false;
-      stream.uncork();
-    });
-  };
+  /** floor-batched: the floor with its writes batched by hand (bench/harness.ts batchPerTurn). */
+  const noHold = () => undefined;
+  const holds = clients.map((c) => (CASE === 'floor-batched' ? batchPerTurn(c) : noHold));
   const op =
     CASE === 'floor' || CASE === 'floor-batched'
       ? async (w: number, i: number) => {
           const key = `lock:profile:fenced:${w}:${i % 1000}`;
           const token = randomBytes(16).toString('hex');
           await majority(
-            clients.map((c, k) => (hold(k), c.setAndCount(key, `fence:${key}`, token, TTL))),
+            clients.map((c, k) => (holds[k](), c.setAndCount(key, `fence:${key}`, token, TTL))),
             need,
           );
           await majority(
-            clients.map((c, k) => (hold(k), c.cad(key, token))),
+            clients.map((c, k) => (holds[k](), c.cad(key, token))),
             need,
           );
         }

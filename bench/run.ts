@@ -19,7 +19,14 @@ import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trac
 import { DistributedLockModule, LockService, redisBackend } from '../libs/distributed-lock/src';
 import { RedisFleet } from '../test/support/redis-fleet';
 import { decoratorCases, routeBench } from './exclusive.bench';
-import { interleave, majority, quantile, type BenchCase, type CaseResult } from './harness';
+import {
+  batchPerTurn,
+  interleave,
+  majority,
+  quantile,
+  type BenchCase,
+  type CaseResult,
+} from './harness';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 1_000);
@@ -109,23 +116,23 @@ async function casesFor(fleet: RedisFleet, label: string) {
   /** Run before any SDK is registered: the listener's own cost over the no-op API. */
   const noSdk: BenchCase[] = [];
   const fenced = await clientsFor(fleet.urls);
-  const corkedClients = await clientsFor(fleet.urls);
-  /** Hand-written batching: the first command of a turn corks the socket, the next tick sends all. */
-  const corked = corkedClients.map((c) => {
-    let held = false;
-    return (send: (client: CadClient) => Promise<number>) => {
-      if (!held) {
-        held = true;
-        const stream = c.stream;
-        stream.cork();
-        process.nextTick(() => {
-          held = false;
-          stream.uncork();
-        });
-      }
-      return send(c);
+  const corked = await clientsFor(fleet.urls);
+  const corkedHolds = corked.map(batchPerTurn);
+  /** The fenced floor by hand on `clients`; `holds[k]`, when given, runs before each send to k. */
+  const fencedOp =
+    (clients: CadClient[], prefix: string, holds?: Array<() => void>) =>
+    async (w: number, i: number) => {
+      const key = `lock:bench:${prefix}:${w}:${i % 1000}`;
+      const token = randomBytes(16).toString('hex');
+      await majority(
+        clients.map((c, k) => (holds?.[k](), c.setAndCount(key, `fence:${key}`, token, TTL))),
+        need,
+      );
+      await majority(
+        clients.map((c, k) => (holds?.[k](), c.cad(key, token))),
+        need,
+      );
     };
-  });
 
   const cases: BenchCase[] = [];
   for (const concurrency of [1, 64]) {
@@ -161,35 +168,13 @@ async function casesFor(fleet: RedisFleet, label: string) {
         name: FENCED_FLOOR,
         group,
         concurrency,
-        op: async (w, i) => {
-          const key = `lock:bench:fenced:${w}:${i % 1000}`;
-          const token = randomBytes(16).toString('hex');
-          await majority(
-            fenced.map((c) => c.setAndCount(key, `fence:${key}`, token, TTL)),
-            need,
-          );
-          await majority(
-            fenced.map((c) => c.cad(key, token)),
-            need,
-          );
-        },
+        op: fencedOp(fenced, 'fenced'),
       },
       {
         name: FENCED_CORKED,
         group,
         concurrency,
-        op: async (w, i) => {
-          const key = `lock:bench:corked:${w}:${i % 1000}`;
-          const token = randomBytes(16).toString('hex');
-          await majority(
-            corked.map((send) => send((c) => c.setAndCount(key, `fence:${key}`, token, TTL))),
-            need,
-          );
-          await majority(
-            corked.map((send) => send((c) => c.cad(key, token))),
-            need,
-          );
-        },
+        op: fencedOp(corked, 'corked', corkedHolds),
       },
       {
         name: SERVICE,
@@ -244,7 +229,7 @@ async function casesFor(fleet: RedisFleet, label: string) {
     await app.close();
     await otelApp.close();
     await storesApp.close();
-    await Promise.all([...raw, ...direct, ...fenced, ...corkedClients].map((c) => c.quit()));
+    await Promise.all([...raw, ...direct, ...fenced, ...corked].map((c) => c.quit()));
   };
   return { cases, noSdk, close };
 }

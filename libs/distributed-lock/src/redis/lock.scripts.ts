@@ -35,18 +35,16 @@ end
 local n = tonumber(ARGV[3])
 local function again()
   local token = -1
-  local mine = 0
+  local mine = {}
   for i = 1, n do
     if redis.pcall('GET', KEYS[i]) == ARGV[1] then
-      mine = mine + 1
+      mine[#mine + 1] = KEYS[i]
       local c = tonumber(redis.call('GET', KEYS[n + i]) or '0')
       if c > token then token = c end
     end
   end
-  if mine == n then return token end
-  for i = 1, n do
-    if mine > 0 and redis.pcall('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
-  end
+  if #mine == n then return token end
+  for _, key in ipairs(mine) do redis.call('DEL', key) end
   return -1
 end
 if n == 1 then

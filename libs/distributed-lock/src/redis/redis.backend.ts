@@ -75,6 +75,33 @@ interface ScriptClient {
 /** Every script the backend runs. */
 const SCRIPTS = [ACQUIRE, FENCE, EXTEND, RELEASE, ACQUIRE_PERMIT, TAKE_PERMIT, CLAIM];
 
+const SCRIPT_NAMES: ReadonlyArray<keyof ScriptClient> = [
+  'dlockAcquire',
+  'dlockFence',
+  'dlockExtend',
+  'dlockRelease',
+  'dlockForce',
+  'dlockAcquirePermit',
+  'dlockTakePermit',
+  'dlockClaim',
+];
+
+/**
+ * Instance `i`'s scripts, each sent through the write batch (write-batch.ts): every script call of
+ * the backend is batched here, in one place, instead of at each call site.
+ */
+function batched(client: ScriptClient, batch: WriteBatch, i: number): ScriptClient {
+  const scripts = {} as Record<keyof ScriptClient, Script>;
+  for (const name of SCRIPT_NAMES) {
+    const send = client[name].bind(client);
+    scripts[name] = (numKeys, ...args) => {
+      batch.hold(i);
+      return send(numKeys, ...args);
+    };
+  }
+  return scripts;
+}
+
 /** Limited keys whose permit key lists are kept (see `permitKeysOf`). */
 const PERMIT_KEY_CACHE = 1_000;
 
@@ -129,13 +156,12 @@ export class RedisLockBackend implements LockBackend {
     this.batch = new WriteBatch(clients);
     this.waiters = new ReleaseWaiters(clients);
     this.publish = this.waiters.enabled ? '1' : '0';
-    this.releases = new ReleaseQueue(clients, (i, keys, value) => {
-      this.batch.hold(i);
-      return this.scripted[i].dlockRelease(keys.length, ...keys, value, this.publish);
-    });
+    this.releases = new ReleaseQueue(clients, (i, keys, value) =>
+      this.scripted[i].dlockRelease(keys.length, ...keys, value, this.publish),
+    );
     this.prefixMayCollide =
       FENCE_NAMESPACE.startsWith(keyPrefix) || keyPrefix.startsWith(FENCE_NAMESPACE);
-    this.scripted = clients.map((client) => {
+    this.scripted = clients.map((client, i) => {
       const c = client as LockClient & Partial<ScriptClient>;
       if (typeof c.dlockAcquire !== 'function') {
         // ioredis runs these by EVALSHA and falls back to EVAL when the script is not cached yet.
@@ -151,7 +177,7 @@ export class RedisLockBackend implements LockBackend {
         client.defineCommand('dlockAcquirePermit', { lua: ACQUIRE_PERMIT });
         client.defineCommand('dlockTakePermit', { lua: TAKE_PERMIT });
       }
-      return c as unknown as ScriptClient;
+      return batched(c as unknown as ScriptClient, this.batch, i);
     });
     this.permitEngine = this.createPermitEngine();
   }
@@ -291,9 +317,8 @@ export class RedisLockBackend implements LockBackend {
       instances: this.clients.length,
       driftFactor: this.driftFactor,
       newValue: () => newLockValue(this.identity),
-      acquireOn: (i, keys, fences, value, ttl, floor, from) => {
-        this.batch.hold(i);
-        return this.watch.track(
+      acquireOn: (i, keys, fences, value, ttl, floor, from) =>
+        this.watch.track(
           i,
           this.scripted[i].dlockAcquirePermit(
             2 * keys.length,
@@ -307,11 +332,9 @@ export class RedisLockBackend implements LockBackend {
           ),
           toPermitVote,
           // track() hands back what toPermitVote returned, or a failed vote: a PermitVote either way.
-        ) as Promise<PermitVote>;
-      },
-      takeOn: (i, keys, permit, fence, value, ttl, floor) => {
-        this.batch.hold(i);
-        return this.watch.track(
+        ) as Promise<PermitVote>,
+      takeOn: (i, keys, permit, fence, value, ttl, floor) =>
+        this.watch.track(
           i,
           this.scripted[i].dlockTakePermit(
             keys.length + 1,
@@ -324,18 +347,15 @@ export class RedisLockBackend implements LockBackend {
             this.publish,
           ),
           toAcquireVote,
-        );
-      },
-      fence: (key, fence, value, token) => {
-        this.batch.holdAll();
-        return vote(this.clients.length, (i) =>
+        ),
+      fence: (key, fence, value, token) =>
+        vote(this.clients.length, (i) =>
           this.watch.track(
             i,
             this.scripted[i].dlockFence(2, key, fence, value, token, 1),
             toBinaryVote,
           ),
-        );
-      },
+        ),
       undo: (tally, keys, value, until) => this.releases.undo(tally, keys, value, until),
       releaseOn: (i, keys, value, until) => this.releases.releaseOn(i, keys, value, until),
       failure: (tally, keys) => voteFailure(tally, keys, 'busy'),
@@ -356,7 +376,6 @@ export class RedisLockBackend implements LockBackend {
     for (let attempt = 0; ; attempt += 1) {
       const start = monotonicNow();
       const value = newLockValue(this.identity);
-      this.batch.holdAll();
       const asks = this.scripted.map((client, i) =>
         this.watch.track(i, client.dlockClaim(1, full, value, ttl), toBinaryVote),
       );
@@ -383,7 +402,6 @@ export class RedisLockBackend implements LockBackend {
     const start = monotonicNow();
     if (start >= lock.deadline)
       throw new LockLostError(keys, Messages.lost(keys, 'expired before it could be extended'));
-    this.batch.holdAll();
     const tally = await vote(this.clients.length, (i) =>
       this.watch.track(
         i,
@@ -496,7 +514,6 @@ export class RedisLockBackend implements LockBackend {
     // every instance of this attempt.
     const floor = clockFloor();
     const asks: Array<Promise<Vote>> = [];
-    this.batch.holdAll();
     if (n === 1) {
       // One key: the arguments as they are, without building and spreading an array per instance.
       const [key] = redisKeys;
@@ -539,7 +556,6 @@ export class RedisLockBackend implements LockBackend {
     // Counters that disagree (or several keys) need `token` written back to a majority that still
     // holds the lock, so every later majority meets a counter at least this high (docs/SAFETY.md).
     if (!agree || n > 1) {
-      this.batch.holdAll();
       const fenced = await vote(this.clients.length, (i) =>
         this.watch.track(
           i,

@@ -62,9 +62,4 @@ export class WriteBatch {
     nextTick(flush);
     hostSetImmediate(flush);
   }
-
-  /** {@link hold} on every instance (an operation about to send to all of them). */
-  holdAll(): void {
-    for (let i = 0; i < this.corked.length; i += 1) this.hold(i);
-  }
 }
